@@ -1,0 +1,2 @@
+// Package bench holds gpuquant's benchmark workloads and result formats.
+package bench
