@@ -1,0 +1,191 @@
+// Package cpu is gpuquant's pure-Go backend: it implements model.Ops with goroutine-parallel
+// kernels (amd64 assembly for the hot loops, with pure-Go fallbacks) and never uses cgo.
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/gpuquant/gpuquant/model"
+)
+
+// Backend runs GPT-2 on the host's cores.
+type Backend struct{}
+
+// New returns the CPU backend.
+func New() *Backend { return &Backend{} }
+
+// Buf is a row-major (rows, cols) float32 matrix.
+type Buf struct {
+	rows, cols int
+	Data       []float32
+}
+
+func (b *Buf) Rows() int { return b.rows }
+func (b *Buf) Cols() int { return b.cols }
+
+// Row returns row r.
+func (b *Buf) Row(r int) []float32 { return b.Data[r*b.cols : (r+1)*b.cols] }
+
+func (*Backend) Name() string { return "cpu" }
+
+// Upload checks that every tensor is a format this backend runs; host tensors need no copy.
+func (be *Backend) Upload(w *model.Weights) (*model.Weights, error) {
+	for _, p := range w.Params() {
+		if err := supported(*p.T, p.Kind); err != nil {
+			return nil, fmt.Errorf("cpu: %s: %w", p.Name, err)
+		}
+	}
+	return w, nil
+}
+
+func supported(t model.Tensor, k model.Kind) error {
+	if _, ok := t.(*model.F32); ok {
+		return nil
+	}
+	if k == model.KindNorm || k == model.KindBias {
+		return fmt.Errorf("the CPU backend runs LayerNorms and biases in float32, not %T", t)
+	}
+	if _, ok := t.(model.RowReader); !ok && k == model.KindEmbedding {
+		return fmt.Errorf("embedding format %T cannot be read by rows", t)
+	}
+	if k != model.KindEmbedding {
+		if _, ok := linearKernel(t); !ok {
+			return fmt.Errorf("no CPU matmul for weight format %T", t)
+		}
+	}
+	return nil
+}
+
+func (*Backend) NewBuf(rows, cols int) model.Buf {
+	return &Buf{rows: rows, cols: cols, Data: make([]float32, rows*cols)}
+}
+
+func (*Backend) Slice(b model.Buf, r0, r1 int) model.Buf {
+	x := b.(*Buf)
+	return &Buf{rows: r1 - r0, cols: x.cols, Data: x.Data[r0*x.cols : r1*x.cols]}
+}
+
+func (*Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.Tensor) {
+	o := out.(*Buf)
+	te, pe := wte.(model.RowReader), wpe.(model.RowReader)
+	pos := make([]float32, o.cols)
+	for t, id := range tokens {
+		row := o.Row(t)
+		te.ReadRow(row, int(id))
+		pe.ReadRow(pos, pos0+t)
+		for i, p := range pos {
+			row[i] += p
+		}
+	}
+}
+
+func (*Backend) LayerNorm(out, in model.Buf, w, b model.Tensor, eps float32) {
+	o, x := out.(*Buf), in.(*Buf)
+	g, bias := w.(*model.F32).Data, b.(*model.F32).Data
+	parallelRows(x.rows, 16, func(t int) {
+		src, dst := x.Row(t), o.Row(t)
+		var mean float32
+		for _, v := range src {
+			mean += v
+		}
+		mean /= float32(len(src))
+		var variance float32
+		for _, v := range src {
+			d := v - mean
+			variance += d * d
+		}
+		variance /= float32(len(src))
+		inv := 1 / float32(math.Sqrt(float64(variance+eps)))
+		for i, v := range src {
+			dst[i] = (v-mean)*inv*g[i] + bias[i]
+		}
+	})
+}
+
+func (*Backend) Linear(out, in model.Buf, w, b model.Tensor) {
+	o, x := out.(*Buf), in.(*Buf)
+	var bias []float32
+	if b != nil {
+		bias = b.(*model.F32).Data
+	}
+	k, _ := linearKernel(w)
+	k(o.Data, x.Data, bias, x.rows)
+}
+
+// linearKernel returns out(T, OC) = in(T, C)·wᵀ + bias for a weight format.
+func linearKernel(w model.Tensor) (func(out, in, bias []float32, T int), bool) {
+	switch w := w.(type) {
+	case *model.F32:
+		oc, c := w.Dims[0], w.Dims[1]
+		return func(out, in, bias []float32, T int) { MatMul(out, in, w.Data, bias, T, c, oc) }, true
+	}
+	return nil, false
+}
+
+// GELU is GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+func (*Backend) GELU(x model.Buf) {
+	b := x.(*Buf)
+	const s = 0.7978845608028654 // √(2/π)
+	parallelRows(b.rows, 4, func(t int) {
+		row := b.Row(t)
+		for i, v := range row {
+			row[i] = 0.5 * v * (1 + float32(math.Tanh(s*float64(v+0.044715*v*v*v))))
+		}
+	})
+}
+
+func (*Backend) Add(x, y model.Buf) {
+	a, b := x.(*Buf), y.(*Buf)
+	for i, v := range b.Data {
+		a.Data[i] += v
+	}
+}
+
+func (*Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
+	l := logits.(*Buf)
+	parallelRows(l.rows, 1, func(t int) {
+		row := l.Row(t)
+		m := row[0]
+		for _, v := range row {
+			m = max(m, v)
+		}
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v - m))
+		}
+		dst[t] = float64(m) + math.Log(sum) - float64(row[targets[t]])
+	})
+}
+
+func (*Backend) Read(dst []float32, b model.Buf) { copy(dst, b.(*Buf).Data) }
+
+// parallelRows runs fn for every row in [0, n) on all cores, in chunks of at least grain rows.
+func parallelRows(n, grain int, fn func(r int)) {
+	parallelFor(n, grain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			fn(r)
+		}
+	})
+}
+
+// parallelFor splits [0, n) into one contiguous range per core (fewer when n/grain is small).
+func parallelFor(n, grain int, fn func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+grain-1)/grain)
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range workers {
+		lo, hi := n*i/workers, n*(i+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,565 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// ---------------------------------------------------------------------------
+// AVX-512 6x32 GEMM micro-kernel.
+//
+// func sgemm6x32AVX512(kb int, a *[6]*float32, bp *float32, c *float32, ldc, mr, acc int)
+//
+// Accumulators: row r uses Z(2r) (columns 0..15) and Z(2r+1) (columns 16..31).
+// Per k: two 16-wide loads of packed B, six broadcasts of A, twelve FMAs.
+// R8..R13 = the six A row pointers, AX = byte offset into the A rows,
+// DX = packed B pointer, CX = k counter.
+
+#define STEP512(boff, boff2, aoff) \
+	VMOVUPS      boff(DX), Z12; \
+	VMOVUPS      boff2(DX), Z13; \
+	VBROADCASTSS aoff(R8)(AX*1), Z14; \
+	VBROADCASTSS aoff(R9)(AX*1), Z15; \
+	VBROADCASTSS aoff(R10)(AX*1), Z16; \
+	VBROADCASTSS aoff(R11)(AX*1), Z17; \
+	VBROADCASTSS aoff(R12)(AX*1), Z18; \
+	VBROADCASTSS aoff(R13)(AX*1), Z19; \
+	VFMADD231PS  Z12, Z14, Z0; \
+	VFMADD231PS  Z13, Z14, Z1; \
+	VFMADD231PS  Z12, Z15, Z2; \
+	VFMADD231PS  Z13, Z15, Z3; \
+	VFMADD231PS  Z12, Z16, Z4; \
+	VFMADD231PS  Z13, Z16, Z5; \
+	VFMADD231PS  Z12, Z17, Z6; \
+	VFMADD231PS  Z13, Z17, Z7; \
+	VFMADD231PS  Z12, Z18, Z8; \
+	VFMADD231PS  Z13, Z18, Z9; \
+	VFMADD231PS  Z12, Z19, Z10; \
+	VFMADD231PS  Z13, Z19, Z11
+
+#define STORE512(z0, z1) \
+	VMOVUPS z0, (DI); \
+	VMOVUPS z1, 64(DI); \
+	ADDQ    BX, DI; \
+	DECQ    SI; \
+	JZ      done
+
+#define ACCSTORE512(z0, z1) \
+	VADDPS  (DI), z0, z0; \
+	VADDPS  64(DI), z1, z1; \
+	VMOVUPS z0, (DI); \
+	VMOVUPS z1, 64(DI); \
+	ADDQ    BX, DI; \
+	DECQ    SI; \
+	JZ      done
+
+TEXT ·sgemm6x32AVX512(SB), NOSPLIT, $0-56
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ 0(AX), R8
+	MOVQ 8(AX), R9
+	MOVQ 16(AX), R10
+	MOVQ 24(AX), R11
+	MOVQ 32(AX), R12
+	MOVQ 40(AX), R13
+	MOVQ bp+16(FP), DX
+	XORQ AX, AX
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+	CMPQ CX, $4
+	JLT  tail
+
+loop4:
+	STEP512(0, 64, 0)
+	STEP512(128, 192, 4)
+	STEP512(256, 320, 8)
+	STEP512(384, 448, 12)
+	ADDQ $16, AX
+	ADDQ $512, DX
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  loop4
+
+tail:
+	TESTQ CX, CX
+	JZ    store
+
+tail1:
+	STEP512(0, 64, 0)
+	ADDQ $4, AX
+	ADDQ $128, DX
+	DECQ CX
+	JNZ  tail1
+
+store:
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), BX
+	SHLQ $2, BX
+	MOVQ mr+40(FP), SI
+	MOVQ acc+48(FP), R8
+	TESTQ R8, R8
+	JNZ  accum
+	STORE512(Z0, Z1)
+	STORE512(Z2, Z3)
+	STORE512(Z4, Z5)
+	STORE512(Z6, Z7)
+	STORE512(Z8, Z9)
+	STORE512(Z10, Z11)
+	JMP done
+
+accum:
+	ACCSTORE512(Z0, Z1)
+	ACCSTORE512(Z2, Z3)
+	ACCSTORE512(Z4, Z5)
+	ACCSTORE512(Z6, Z7)
+	ACCSTORE512(Z8, Z9)
+	ACCSTORE512(Z10, Z11)
+
+done:
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
+// AVX2 6x16 GEMM micro-kernel (same contract, nr = 16).
+// Accumulators Y0..Y11, B in Y12/Y13, broadcasts in Y14/Y15.
+
+#define STEP256(boff, boff2, aoff) \
+	VMOVUPS      boff(DX), Y12; \
+	VMOVUPS      boff2(DX), Y13; \
+	VBROADCASTSS aoff(R8)(AX*1), Y14; \
+	VBROADCASTSS aoff(R9)(AX*1), Y15; \
+	VFMADD231PS  Y12, Y14, Y0; \
+	VFMADD231PS  Y13, Y14, Y1; \
+	VFMADD231PS  Y12, Y15, Y2; \
+	VFMADD231PS  Y13, Y15, Y3; \
+	VBROADCASTSS aoff(R10)(AX*1), Y14; \
+	VBROADCASTSS aoff(R11)(AX*1), Y15; \
+	VFMADD231PS  Y12, Y14, Y4; \
+	VFMADD231PS  Y13, Y14, Y5; \
+	VFMADD231PS  Y12, Y15, Y6; \
+	VFMADD231PS  Y13, Y15, Y7; \
+	VBROADCASTSS aoff(R12)(AX*1), Y14; \
+	VBROADCASTSS aoff(R13)(AX*1), Y15; \
+	VFMADD231PS  Y12, Y14, Y8; \
+	VFMADD231PS  Y13, Y14, Y9; \
+	VFMADD231PS  Y12, Y15, Y10; \
+	VFMADD231PS  Y13, Y15, Y11
+
+#define STORE256(y0, y1) \
+	VMOVUPS y0, (DI); \
+	VMOVUPS y1, 32(DI); \
+	ADDQ    BX, DI; \
+	DECQ    SI; \
+	JZ      done
+
+#define ACCSTORE256(y0, y1) \
+	VADDPS  (DI), y0, y0; \
+	VADDPS  32(DI), y1, y1; \
+	VMOVUPS y0, (DI); \
+	VMOVUPS y1, 32(DI); \
+	ADDQ    BX, DI; \
+	DECQ    SI; \
+	JZ      done
+
+TEXT ·sgemm6x16AVX2(SB), NOSPLIT, $0-56
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ 0(AX), R8
+	MOVQ 8(AX), R9
+	MOVQ 16(AX), R10
+	MOVQ 24(AX), R11
+	MOVQ 32(AX), R12
+	MOVQ 40(AX), R13
+	MOVQ bp+16(FP), DX
+	XORQ AX, AX
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+	CMPQ CX, $4
+	JLT  tail
+
+loop4:
+	STEP256(0, 32, 0)
+	STEP256(64, 96, 4)
+	STEP256(128, 160, 8)
+	STEP256(192, 224, 12)
+	ADDQ $16, AX
+	ADDQ $256, DX
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  loop4
+
+tail:
+	TESTQ CX, CX
+	JZ    store
+
+tail1:
+	STEP256(0, 32, 0)
+	ADDQ $4, AX
+	ADDQ $64, DX
+	DECQ CX
+	JNZ  tail1
+
+store:
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), BX
+	SHLQ $2, BX
+	MOVQ mr+40(FP), SI
+	MOVQ acc+48(FP), R8
+	TESTQ R8, R8
+	JNZ  accum
+	STORE256(Y0, Y1)
+	STORE256(Y2, Y3)
+	STORE256(Y4, Y5)
+	STORE256(Y6, Y7)
+	STORE256(Y8, Y9)
+	STORE256(Y10, Y11)
+	JMP done
+
+accum:
+	ACCSTORE256(Y0, Y1)
+	ACCSTORE256(Y2, Y3)
+	ACCSTORE256(Y4, Y5)
+	ACCSTORE256(Y6, Y7)
+	ACCSTORE256(Y8, Y9)
+	ACCSTORE256(Y10, Y11)
+
+done:
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
+// func dot4AVX512(n int, x, w *float32, ldw int, r *[4]float32)
+// r[q] = Σ_{k<n} x[k]·w[q*ldw+k], n a multiple of 16.
+TEXT ·dot4AVX512(SB), NOSPLIT, $0-40
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), R8
+	MOVQ ldw+24(FP), BX
+	SHLQ $2, BX
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	LEAQ (R10)(BX*1), R11
+	XORQ AX, AX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	CMPQ CX, $32
+	JLT  d4one
+
+d4loop:
+	VMOVUPS     (SI)(AX*1), Z16
+	VMOVUPS     64(SI)(AX*1), Z17
+	VFMADD231PS (R8)(AX*1), Z16, Z0
+	VFMADD231PS 64(R8)(AX*1), Z17, Z4
+	VFMADD231PS (R9)(AX*1), Z16, Z1
+	VFMADD231PS 64(R9)(AX*1), Z17, Z5
+	VFMADD231PS (R10)(AX*1), Z16, Z2
+	VFMADD231PS 64(R10)(AX*1), Z17, Z6
+	VFMADD231PS (R11)(AX*1), Z16, Z3
+	VFMADD231PS 64(R11)(AX*1), Z17, Z7
+	ADDQ $128, AX
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  d4loop
+
+d4one:
+	TESTQ CX, CX
+	JZ    d4reduce
+	VMOVUPS     (SI)(AX*1), Z16
+	VFMADD231PS (R8)(AX*1), Z16, Z0
+	VFMADD231PS (R9)(AX*1), Z16, Z1
+	VFMADD231PS (R10)(AX*1), Z16, Z2
+	VFMADD231PS (R11)(AX*1), Z16, Z3
+
+d4reduce:
+	VADDPS Z4, Z0, Z0
+	VADDPS Z5, Z1, Z1
+	VADDPS Z6, Z2, Z2
+	VADDPS Z7, Z3, Z3
+	VEXTRACTF64X4 $1, Z0, Y8
+	VEXTRACTF64X4 $1, Z1, Y9
+	VEXTRACTF64X4 $1, Z2, Y10
+	VEXTRACTF64X4 $1, Z3, Y11
+	VADDPS Y8, Y0, Y0
+	VADDPS Y9, Y1, Y1
+	VADDPS Y10, Y2, Y2
+	VADDPS Y11, Y3, Y3
+	VEXTRACTF128 $1, Y0, X8
+	VEXTRACTF128 $1, Y1, X9
+	VEXTRACTF128 $1, Y2, X10
+	VEXTRACTF128 $1, Y3, X11
+	VADDPS X8, X0, X0
+	VADDPS X9, X1, X1
+	VADDPS X10, X2, X2
+	VADDPS X11, X3, X3
+	VHADDPS X1, X0, X0
+	VHADDPS X3, X2, X2
+	VHADDPS X2, X0, X0
+	MOVQ r+32(FP), DI
+	VMOVUPS X0, (DI)
+	VZEROUPPER
+	RET
+
+// func dot4AVX2(n int, x, w *float32, ldw int, r *[4]float32), n a multiple of 8.
+TEXT ·dot4AVX2(SB), NOSPLIT, $0-40
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), R8
+	MOVQ ldw+24(FP), BX
+	SHLQ $2, BX
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	LEAQ (R10)(BX*1), R11
+	XORQ AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	CMPQ CX, $16
+	JLT  a4one
+
+a4loop:
+	VMOVUPS     (SI)(AX*1), Y12
+	VMOVUPS     32(SI)(AX*1), Y13
+	VFMADD231PS (R8)(AX*1), Y12, Y0
+	VFMADD231PS 32(R8)(AX*1), Y13, Y4
+	VFMADD231PS (R9)(AX*1), Y12, Y1
+	VFMADD231PS 32(R9)(AX*1), Y13, Y5
+	VFMADD231PS (R10)(AX*1), Y12, Y2
+	VFMADD231PS 32(R10)(AX*1), Y13, Y6
+	VFMADD231PS (R11)(AX*1), Y12, Y3
+	VFMADD231PS 32(R11)(AX*1), Y13, Y7
+	ADDQ $64, AX
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE  a4loop
+
+a4one:
+	TESTQ CX, CX
+	JZ    a4reduce
+	VMOVUPS     (SI)(AX*1), Y12
+	VFMADD231PS (R8)(AX*1), Y12, Y0
+	VFMADD231PS (R9)(AX*1), Y12, Y1
+	VFMADD231PS (R10)(AX*1), Y12, Y2
+	VFMADD231PS (R11)(AX*1), Y12, Y3
+
+a4reduce:
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	VEXTRACTF128 $1, Y0, X8
+	VEXTRACTF128 $1, Y1, X9
+	VEXTRACTF128 $1, Y2, X10
+	VEXTRACTF128 $1, Y3, X11
+	VADDPS X8, X0, X0
+	VADDPS X9, X1, X1
+	VADDPS X10, X2, X2
+	VADDPS X11, X3, X3
+	VHADDPS X1, X0, X0
+	VHADDPS X3, X2, X2
+	VHADDPS X2, X0, X0
+	MOVQ r+32(FP), DI
+	VMOVUPS X0, (DI)
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
+// func dotAVX512(n int, x, y *float32) float32, n a multiple of 16.
+TEXT ·dotAVX512(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	XORQ AX, AX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	CMPQ CX, $64
+	JLT  d1tail
+
+d1loop:
+	VMOVUPS     (SI)(AX*1), Z4
+	VMOVUPS     64(SI)(AX*1), Z5
+	VMOVUPS     128(SI)(AX*1), Z6
+	VMOVUPS     192(SI)(AX*1), Z7
+	VFMADD231PS (DI)(AX*1), Z4, Z0
+	VFMADD231PS 64(DI)(AX*1), Z5, Z1
+	VFMADD231PS 128(DI)(AX*1), Z6, Z2
+	VFMADD231PS 192(DI)(AX*1), Z7, Z3
+	ADDQ $256, AX
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE  d1loop
+
+d1tail:
+	TESTQ CX, CX
+	JZ    d1reduce
+
+d1tail16:
+	VMOVUPS     (SI)(AX*1), Z4
+	VFMADD231PS (DI)(AX*1), Z4, Z0
+	ADDQ $64, AX
+	SUBQ $16, CX
+	JNZ  d1tail16
+
+d1reduce:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotAVX2(n int, x, y *float32) float32, n a multiple of 8.
+TEXT ·dotAVX2(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	XORQ AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	CMPQ CX, $32
+	JLT  e1tail
+
+e1loop:
+	VMOVUPS     (SI)(AX*1), Y4
+	VMOVUPS     32(SI)(AX*1), Y5
+	VMOVUPS     64(SI)(AX*1), Y6
+	VMOVUPS     96(SI)(AX*1), Y7
+	VFMADD231PS (DI)(AX*1), Y4, Y0
+	VFMADD231PS 32(DI)(AX*1), Y5, Y1
+	VFMADD231PS 64(DI)(AX*1), Y6, Y2
+	VFMADD231PS 96(DI)(AX*1), Y7, Y3
+	ADDQ $128, AX
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  e1loop
+
+e1tail:
+	TESTQ CX, CX
+	JZ    e1reduce
+
+e1tail8:
+	VMOVUPS     (SI)(AX*1), Y4
+	VFMADD231PS (DI)(AX*1), Y4, Y0
+	ADDQ $32, AX
+	SUBQ $8, CX
+	JNZ  e1tail8
+
+e1reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
+// func axpyAVX512(n int, alpha float32, x, y *float32), n a multiple of 16.
+TEXT ·axpyAVX512(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	VBROADCASTSS alpha+8(FP), Z15
+	MOVQ x+16(FP), SI
+	MOVQ y+24(FP), DI
+	XORQ AX, AX
+	CMPQ CX, $32
+	JLT  x5tail
+
+x5loop:
+	VMOVUPS     (DI)(AX*1), Z0
+	VMOVUPS     64(DI)(AX*1), Z1
+	VFMADD231PS (SI)(AX*1), Z15, Z0
+	VFMADD231PS 64(SI)(AX*1), Z15, Z1
+	VMOVUPS     Z0, (DI)(AX*1)
+	VMOVUPS     Z1, 64(DI)(AX*1)
+	ADDQ $128, AX
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  x5loop
+
+x5tail:
+	TESTQ CX, CX
+	JZ    x5done
+	VMOVUPS     (DI)(AX*1), Z0
+	VFMADD231PS (SI)(AX*1), Z15, Z0
+	VMOVUPS     Z0, (DI)(AX*1)
+
+x5done:
+	VZEROUPPER
+	RET
+
+// func axpyAVX2(n int, alpha float32, x, y *float32), n a multiple of 8.
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	VBROADCASTSS alpha+8(FP), Y15
+	MOVQ x+16(FP), SI
+	MOVQ y+24(FP), DI
+	XORQ AX, AX
+	CMPQ CX, $16
+	JLT  x2tail
+
+x2loop:
+	VMOVUPS     (DI)(AX*1), Y0
+	VMOVUPS     32(DI)(AX*1), Y1
+	VFMADD231PS (SI)(AX*1), Y15, Y0
+	VFMADD231PS 32(SI)(AX*1), Y15, Y1
+	VMOVUPS     Y0, (DI)(AX*1)
+	VMOVUPS     Y1, 32(DI)(AX*1)
+	ADDQ $64, AX
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE  x2loop
+
+x2tail:
+	TESTQ CX, CX
+	JZ    x2done
+	VMOVUPS     (DI)(AX*1), Y0
+	VFMADD231PS (SI)(AX*1), Y15, Y0
+	VMOVUPS     Y0, (DI)(AX*1)
+
+x2done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,96 @@
+package model
+
+import "fmt"
+
+// Session is one sequence being run: the KV cache and scratch buffers for up to MaxT positions.
+// It is not safe for concurrent use.
+type Session struct {
+	ops  Ops
+	w    *Weights
+	maxT int
+	pos  int
+
+	x, h, att Buf // (maxT, C)
+	qkv       Buf // (maxT, 3C)
+	fc        Buf // (maxT, 4C)
+	logits    Buf // (maxT, V)
+	k, v      []Buf
+}
+
+// NewSession prepares a sequence of at most maxT tokens (0 means n_positions) over weights that
+// ops has uploaded.
+func NewSession(ops Ops, w *Weights, maxT int) (*Session, error) {
+	c := w.Config
+	if maxT <= 0 {
+		maxT = c.NPositions
+	}
+	if maxT > c.NPositions {
+		return nil, fmt.Errorf("model: a session of %d tokens is longer than the model's context (n_positions %d)", maxT, c.NPositions)
+	}
+	s := &Session{ops: ops, w: w, maxT: maxT,
+		x: ops.NewBuf(maxT, c.NEmbd), h: ops.NewBuf(maxT, c.NEmbd), att: ops.NewBuf(maxT, c.NEmbd),
+		qkv: ops.NewBuf(maxT, 3*c.NEmbd), fc: ops.NewBuf(maxT, 4*c.NEmbd), logits: ops.NewBuf(maxT, c.VocabSize)}
+	for range c.NLayer {
+		s.k = append(s.k, ops.NewBuf(maxT, c.NEmbd))
+		s.v = append(s.v, ops.NewBuf(maxT, c.NEmbd))
+	}
+	return s, nil
+}
+
+// Pos is the number of tokens already in the cache.
+func (s *Session) Pos() int { return s.pos }
+
+// MaxT is the most tokens the session holds.
+func (s *Session) MaxT() int { return s.maxT }
+
+// Ops is the backend the session runs on.
+func (s *Session) Ops() Ops { return s.ops }
+
+// Reset empties the cache.
+func (s *Session) Reset() { s.pos = 0 }
+
+// Forward appends tokens to the sequence and returns the logits: one row per token when all is
+// true (scoring), otherwise only the last token's row (generation). The returned buffer is valid
+// until the next call.
+func (s *Session) Forward(tokens []int32, all bool) (Buf, error) {
+	T, pos0, c, o := len(tokens), s.pos, s.w.Config, s.ops
+	if T == 0 {
+		return nil, fmt.Errorf("model: forward of no tokens")
+	}
+	if pos0+T > s.maxT {
+		return nil, fmt.Errorf("model: %d tokens after %d cached exceed the context of %d positions", T, pos0, s.maxT)
+	}
+	for _, id := range tokens {
+		if id < 0 || int(id) >= c.VocabSize {
+			return nil, fmt.Errorf("model: token id %d outside the vocabulary (%d)", id, c.VocabSize)
+		}
+	}
+	eps := float32(c.LayerNormE)
+	x, h, att := o.Slice(s.x, 0, T), o.Slice(s.h, 0, T), o.Slice(s.att, 0, T)
+	qkv, fc := o.Slice(s.qkv, 0, T), o.Slice(s.fc, 0, T)
+
+	o.Embed(x, tokens, pos0, s.w.WTE, s.w.WPE)
+	for l := range s.w.Blocks {
+		b := &s.w.Blocks[l]
+		o.LayerNorm(h, x, b.Ln1.W, b.Ln1.B, eps)
+		o.Linear(qkv, h, b.QKV.W, b.QKV.B)
+		o.Attention(att, qkv, s.k[l], s.v[l], pos0, c.NHead)
+		o.Linear(h, att, b.AttnProj.W, b.AttnProj.B)
+		o.Add(x, h)
+		o.LayerNorm(h, x, b.Ln2.W, b.Ln2.B, eps)
+		o.Linear(fc, h, b.FC.W, b.FC.B)
+		o.GELU(fc)
+		o.Linear(h, fc, b.FCProj.W, b.FCProj.B)
+		o.Add(x, h)
+	}
+	first := 0
+	if !all {
+		first = T - 1
+	}
+	h, x = o.Slice(s.h, first, T), o.Slice(s.x, first, T)
+	logits := o.Slice(s.logits, 0, T-first)
+	o.LayerNorm(h, x, s.w.LnF.W, s.w.LnF.B, eps)
+	o.Linear(logits, h, s.w.HeadTensor(), nil)
+	s.pos += T
+	return logits, nil
+}
