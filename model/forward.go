@@ -43,6 +43,9 @@ func (s *Session) Pos() int { return s.pos }
 // MaxT is the most tokens the session holds.
 func (s *Session) MaxT() int { return s.maxT }
 
+// Config is the model's shape.
+func (s *Session) Config() Config { return s.w.Config }
+
 // Ops is the backend the session runs on.
 func (s *Session) Ops() Ops { return s.ops }
 

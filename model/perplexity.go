@@ -23,9 +23,6 @@ type PerplexityOptions struct {
 	Method    string
 	// Progress, if set, is called after each window with tokens scored so far and in all.
 	Progress func(done, total int)
-	// Logits, if set, sees each window's logits rows for the scored positions (row i predicts
-	// targets[i]); used to compare models on the same windows.
-	Logits func(rows Buf, targets []int32)
 }
 
 // PerplexityResult holds NLL summed in float64 over every scored token.
@@ -63,8 +60,22 @@ func windows(n int, opt PerplexityOptions) []window {
 	return ws
 }
 
+// CompareResult measures how far a model's next-token distributions are from a reference's on
+// the same scored positions, as llama.cpp's perplexity tool does.
+type CompareResult struct {
+	KLDMean       float64 `json:"kld_mean"`       // mean KL(reference ‖ model), nats
+	Top1Agreement float64 `json:"top1_agreement"` // share of positions with the same argmax
+}
+
 // Perplexity scores ids with the session's model.
 func Perplexity(s *Session, ids []int32, opt PerplexityOptions) (PerplexityResult, error) {
+	r, _, err := Compare(s, nil, ids, opt)
+	return r, err
+}
+
+// Compare scores ids with s and, when ref is not nil, runs ref on the same windows and compares
+// the two distributions at every scored position.
+func Compare(s, ref *Session, ids []int32, opt PerplexityOptions) (PerplexityResult, CompareResult, error) {
 	if opt.MaxLength == 0 {
 		opt.MaxLength = s.MaxT()
 	}
@@ -76,11 +87,11 @@ func Perplexity(s *Session, ids []int32, opt PerplexityOptions) (PerplexityResul
 	}
 	switch {
 	case opt.Method != MethodHF && opt.Method != MethodLlamaCpp:
-		return PerplexityResult{}, fmt.Errorf("model: unknown perplexity method %q (want %s or %s)", opt.Method, MethodHF, MethodLlamaCpp)
+		return PerplexityResult{}, CompareResult{}, fmt.Errorf("model: unknown perplexity method %q (want %s or %s)", opt.Method, MethodHF, MethodLlamaCpp)
 	case opt.MaxLength < 2 || opt.MaxLength > s.MaxT():
-		return PerplexityResult{}, fmt.Errorf("model: max-length %d must be between 2 and the context (%d)", opt.MaxLength, s.MaxT())
+		return PerplexityResult{}, CompareResult{}, fmt.Errorf("model: max-length %d must be between 2 and the context (%d)", opt.MaxLength, s.MaxT())
 	case opt.Stride < 1 || opt.Stride > opt.MaxLength:
-		return PerplexityResult{}, fmt.Errorf("model: stride %d must be between 1 and max-length (%d)", opt.Stride, opt.MaxLength)
+		return PerplexityResult{}, CompareResult{}, fmt.Errorf("model: stride %d must be between 1 and max-length (%d)", opt.Stride, opt.MaxLength)
 	}
 	ws := windows(len(ids), opt)
 	total := 0
@@ -88,24 +99,29 @@ func Perplexity(s *Session, ids []int32, opt PerplexityOptions) (PerplexityResul
 		total += w.End - w.From
 	}
 	if total == 0 {
-		return PerplexityResult{}, fmt.Errorf("model: %d tokens are too few to score with max-length %d (%s method)", len(ids), opt.MaxLength, opt.Method)
+		return PerplexityResult{}, CompareResult{}, fmt.Errorf("model: %d tokens are too few to score with max-length %d (%s method)", len(ids), opt.MaxLength, opt.Method)
 	}
 	var r PerplexityResult
+	var cmp CompareResult
 	nll := make([]float64, opt.MaxLength)
 	for _, w := range ws {
-		s.Reset()
-		logits, err := s.Forward(ids[w.Begin:w.End], true)
+		rows, err := windowLogits(s, ids, w)
 		if err != nil {
-			return r, err
+			return r, cmp, err
 		}
-		rows := s.ops.Slice(logits, w.From-1-w.Begin, w.End-1-w.Begin)
 		targets := ids[w.From:w.End]
 		s.ops.NLL(nll[:len(targets)], rows, targets)
 		for _, x := range nll[:len(targets)] {
 			r.NLLSum += x
 		}
-		if opt.Logits != nil {
-			opt.Logits(rows, targets)
+		if ref != nil {
+			refRows, err := windowLogits(ref, ids, w)
+			if err != nil {
+				return r, cmp, err
+			}
+			kl, agree := compareRows(s.ops, rows, ref.ops, refRows)
+			cmp.KLDMean += kl
+			cmp.Top1Agreement += agree
 		}
 		r.Tokens += len(targets)
 		r.Windows++
@@ -115,5 +131,47 @@ func Perplexity(s *Session, ids []int32, opt PerplexityOptions) (PerplexityResul
 	}
 	r.NLLMean = r.NLLSum / float64(r.Tokens)
 	r.Perplexity = math.Exp(r.NLLMean)
-	return r, nil
+	cmp.KLDMean /= float64(r.Tokens)
+	cmp.Top1Agreement /= float64(r.Tokens)
+	return r, cmp, nil
+}
+
+// windowLogits runs one window from an empty cache and returns the rows that predict its targets.
+func windowLogits(s *Session, ids []int32, w window) (Buf, error) {
+	s.Reset()
+	logits, err := s.Forward(ids[w.Begin:w.End], true)
+	if err != nil {
+		return nil, err
+	}
+	return s.ops.Slice(logits, w.From-1-w.Begin, w.End-1-w.Begin), nil
+}
+
+// compareRows sums KL(ref ‖ got) and argmax agreements over matching logits rows, in float64.
+func compareRows(o Ops, got Buf, ro Ops, ref Buf) (kl, agree float64) {
+	g := make([]float32, got.Rows()*got.Cols())
+	f := make([]float32, len(g))
+	o.Read(g, got)
+	ro.Read(f, ref)
+	V := got.Cols()
+	for t := range got.Rows() {
+		gr, fr := g[t*V:(t+1)*V], f[t*V:(t+1)*V]
+		lg, lf := logSumExp(gr), logSumExp(fr)
+		for i := range fr {
+			lpf := float64(fr[i]) - lf
+			kl += math.Exp(lpf) * (lpf - (float64(gr[i]) - lg))
+		}
+		if Argmax(gr) == Argmax(fr) {
+			agree++
+		}
+	}
+	return kl, agree
+}
+
+func logSumExp(v []float32) float64 {
+	m := float64(v[Argmax(v)])
+	var s float64
+	for _, x := range v {
+		s += math.Exp(float64(x) - m)
+	}
+	return m + math.Log(s)
 }

@@ -225,3 +225,35 @@ func writeAtomic(path string, fill func(w *bufio.Writer) error) error {
 	}
 	return nil
 }
+
+// WriteFolder fills a temporary sibling of dir and renames it into place, so a failed or
+// interrupted write never leaves a half-written model; an existing dir is replaced only with force
+// and only once the new one is complete.
+func WriteFolder(dir string, force bool, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	if _, err := os.Stat(dir); err == nil && !force {
+		return fmt.Errorf("%s already exists (use --force to replace it)", dir)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp*")
+	if err != nil {
+		return err
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if force {
+		old := tmp + ".old"
+		if err := os.Rename(dir, old); err == nil {
+			defer os.RemoveAll(old)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return nil
+}
