@@ -92,7 +92,7 @@ func softmaxScaled(row []float32, scale float32) {
 	}
 	var sum float32
 	for i, v := range row {
-		e := float32(math.Exp(float64((v - m) * scale)))
+		e := expf((v - m) * scale)
 		row[i] = e
 		sum += e
 	}

@@ -11,11 +11,16 @@ import (
 	"github.com/gpuquant/gpuquant/model"
 )
 
-// Backend runs GPT-2 on the host's cores.
-type Backend struct{}
+// Backend runs GPT-2 on the host's cores. Quantized weights run the kernels of qlinear.go, chosen
+// by its Options (see NewWith).
+type Backend struct {
+	opts    Options
+	used    sync.Map // kernel name → *atomic.Int64 (KernelsUsed)
+	weights sync.Map // *quantize.Tensor → *qweight (per-tensor kernel constants)
+}
 
-// New returns the CPU backend.
-func New() *Backend { return &Backend{} }
+// New returns the CPU backend with the default options (weight-only quantized kernels).
+func New() *Backend { return &Backend{opts: Options{Kernel: KernelAuto}} }
 
 // Buf is a row-major (rows, cols) float32 matrix.
 type Buf struct {
@@ -34,14 +39,14 @@ func (*Backend) Name() string { return "cpu" }
 // Upload checks that every tensor is a format this backend runs; host tensors need no copy.
 func (be *Backend) Upload(w *model.Weights) (*model.Weights, error) {
 	for _, p := range w.Params() {
-		if err := supported(*p.T, p.Kind); err != nil {
+		if err := be.supported(*p.T, p.Kind); err != nil {
 			return nil, fmt.Errorf("cpu: %s: %w", p.Name, err)
 		}
 	}
 	return w, nil
 }
 
-func supported(t model.Tensor, k model.Kind) error {
+func (be *Backend) supported(t model.Tensor, k model.Kind) error {
 	if _, ok := t.(*model.F32); ok {
 		return nil
 	}
@@ -52,7 +57,7 @@ func supported(t model.Tensor, k model.Kind) error {
 		return fmt.Errorf("embedding format %T cannot be read by rows", t)
 	}
 	if k != model.KindEmbedding {
-		if _, ok := linearKernel(t); !ok {
+		if _, ok := be.linearKernel(t); !ok {
 			return fmt.Errorf("no CPU matmul for weight format %T", t)
 		}
 	}
@@ -105,24 +110,28 @@ func (*Backend) LayerNorm(out, in model.Buf, w, b model.Tensor, eps float32) {
 	})
 }
 
-func (*Backend) Linear(out, in model.Buf, w, b model.Tensor) {
+func (be *Backend) Linear(out, in model.Buf, w, b model.Tensor) {
 	o, x := out.(*Buf), in.(*Buf)
 	var bias []float32
 	if b != nil {
 		bias = b.(*model.F32).Data
 	}
-	k, _ := linearKernel(w)
+	k, _ := be.linearKernel(w)
 	k(o.Data, x.Data, bias, x.rows)
 }
 
-// linearKernel returns out(T, OC) = in(T, C)·wᵀ + bias for a weight format.
-func linearKernel(w model.Tensor) (func(out, in, bias []float32, T int), bool) {
+// linearKernel returns out(T, OC) = in(T, C)·wᵀ + bias for a weight format: float32, or
+// quantized codes (*quantize.Tensor, weight-only or W8A8 per the backend's options).
+func (be *Backend) linearKernel(w model.Tensor) (func(out, in, bias []float32, T int), bool) {
 	switch w := w.(type) {
 	case *model.F32:
 		oc, c := w.Dims[0], w.Dims[1]
-		return func(out, in, bias []float32, T int) { MatMul(out, in, w.Data, bias, T, c, oc) }, true
+		return func(out, in, bias []float32, T int) {
+			be.count(f32KernelName())
+			MatMul(out, in, w.Data, bias, T, c, oc)
+		}, true
 	}
-	return nil, false
+	return be.quantKernel(w)
 }
 
 // GELU is GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
@@ -132,7 +141,7 @@ func (*Backend) GELU(x model.Buf) {
 	parallelRows(b.rows, 4, func(t int) {
 		row := b.Row(t)
 		for i, v := range row {
-			row[i] = 0.5 * v * (1 + float32(math.Tanh(s*float64(v+0.044715*v*v*v))))
+			row[i] = 0.5 * v * (1 + tanhf(s*(v+0.044715*v*v*v)))
 		}
 	})
 }
@@ -154,7 +163,7 @@ func (*Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
 		}
 		var sum float64
 		for _, v := range row {
-			sum += math.Exp(float64(v - m))
+			sum += float64(expf(v - m))
 		}
 		dst[t] = float64(m) + math.Log(sum) - float64(row[targets[t]])
 	})

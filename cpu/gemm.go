@@ -1,9 +1,10 @@
-// Package cpu holds the fp32 CPU kernels used by the Go forward pass.
+// fp32 matrix kernels for the Go forward pass.
 //
 // The hot entry points are [GemmNT] (single goroutine), [MatMul] (all cores),
 // [Dot] and [Axpy]. On amd64 they dispatch at init to AVX-512 or AVX2+FMA
 // assembly micro-kernels; elsewhere (or when forced) they run the pure-Go
 // reference implementations in this file.
+
 package cpu
 
 import (
@@ -25,14 +26,16 @@ var isa = detectISA()
 // Blocking parameters of the packed GEMM driver.
 //
 //	gemmKC: depth of one packed B block (K direction); a kc×nr micro-panel of
-//	        packed B is reused from L1 across all row blocks.
+//	        packed B is reused across all row blocks of one mc block. Larger
+//	        kc means fewer read-modify-write passes over the output; 384
+//	        measured best on Zen 4 (range 256..768 within ~10%).
 //	gemmMC: rows of A swept per packed B block (the mc×kc block of A stays in L2).
 //	gemmNC: columns of B packed at once (kc×nc packed floats, L2/L3 resident).
 const (
 	gemmMR = 6
-	gemmKC = 256
+	gemmKC = 384
 	gemmMC = 96
-	gemmNC = 512
+	gemmNC = 256
 )
 
 var packPool = sync.Pool{New: func() any {

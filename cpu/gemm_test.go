@@ -120,7 +120,9 @@ func TestGemmNT(t *testing.T) {
 func TestMatMul(t *testing.T) {
 	forEachISA(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
-		shapes := [][3]int{{1, 64, 100}, {1, 33, 7}, {2, 31, 50}, {5, 17, 3}, {7, 100, 257}, {64, 64, 64}, {100, 33, 2}, {13, 768, 1}}
+		shapes := [][3]int{{1, 64, 100}, {1, 33, 7}, {2, 31, 50}, {5, 17, 3}, {7, 100, 257}, {64, 64, 64}, {100, 33, 2}, {13, 768, 1},
+			// Big enough (≥ 1<<16 MACs) to run on several goroutines: split over OC (T=1, T small) and over T.
+			{1, 300, 301}, {9, 64, 300}, {50, 40, 70}, {67, 129, 1000}}
 		for _, s := range shapes {
 			for _, withBias := range []bool{false, true} {
 				T, C, OC := s[0], s[1], s[2]

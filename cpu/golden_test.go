@@ -127,3 +127,45 @@ func equal(a, b []int32) bool {
 	}
 	return true
 }
+
+// TestIncrementalMatchesPrefill checks the KV cache: feeding tokens one (or a few) at a time must
+// give the logits of one forward over the whole sequence.
+func TestIncrementalMatchesPrefill(t *testing.T) {
+	w, g := loadGolden(t, filepath.Join("..", "testdata", "golden", "f32-prefix"))
+	be := New()
+	s, err := model.NewSession(be, w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := s.Forward(g.InputIDs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]float32(nil), full.(*Buf).Data...)
+	V := w.Config.VocabSize
+	for _, step := range []int{1, 3, 17} {
+		s.Reset()
+		for p := 0; p < len(g.InputIDs); p += step {
+			chunk := g.InputIDs[p:min(p+step, len(g.InputIDs))]
+			logits, err := s.Forward(chunk, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r := range chunk {
+				got, ref := logits.(*Buf).Row(r), want[(p+r)*V:(p+r+1)*V]
+				for j := range got {
+					if d := math.Abs(float64(got[j] - ref[j])); d > 1e-4 {
+						t.Fatalf("step %d, position %d, logit %d: %v incremental vs %v prefill", step, p+r, j, got[j], ref[j])
+					}
+				}
+			}
+		}
+	}
+	if _, err := s.Forward([]int32{1}, false); err == nil {
+		t.Fatal("a token past n_positions was accepted")
+	}
+	smp, _ := model.NewSampler(model.SampleOptions{Greedy: true})
+	if _, err := model.Generate(s, g.InputIDs[:60], 10, smp, nil); err == nil {
+		t.Fatal("prompt + new tokens beyond the context was accepted")
+	}
+}

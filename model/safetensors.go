@@ -211,6 +211,9 @@ func writeAtomic(path string, fill func(w *bufio.Writer) error) error {
 		err = w.Flush()
 	}
 	if err == nil {
+		err = f.Chmod(0o644) // CreateTemp makes 0600; outputs are ordinary files
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -228,32 +231,43 @@ func writeAtomic(path string, fill func(w *bufio.Writer) error) error {
 
 // WriteFolder fills a temporary sibling of dir and renames it into place, so a failed or
 // interrupted write never leaves a half-written model; an existing dir is replaced only with force
-// and only once the new one is complete.
+// and only once the new one is complete (and put back if the final rename fails).
 func WriteFolder(dir string, force bool, fill func(tmp string) error) error {
 	dir = filepath.Clean(dir)
-	if _, err := os.Stat(dir); err == nil && !force {
-		return fmt.Errorf("%s already exists (use --force to replace it)", dir)
+	exists := false
+	if fi, err := os.Stat(dir); err == nil {
+		if !force {
+			return fmt.Errorf("%s already exists (use --force to replace it)", dir)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a folder", dir)
+		}
+		exists = true
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp*")
-	if err != nil {
-		return err
+	if err == nil {
+		err = os.Chmod(tmp, 0o755)
 	}
-	if err := fill(tmp); err != nil {
-		os.RemoveAll(tmp)
-		return err
+	if err == nil {
+		err = fill(tmp)
 	}
-	if force {
+	if err == nil && exists {
 		old := tmp + ".old"
-		if err := os.Rename(dir, old); err == nil {
-			defer os.RemoveAll(old)
+		if err = os.Rename(dir, old); err == nil {
+			if err = os.Rename(tmp, dir); err != nil {
+				os.Rename(old, dir)
+			} else {
+				return os.RemoveAll(old)
+			}
 		}
+	} else if err == nil {
+		err = os.Rename(tmp, dir)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	if err != nil && tmp != "" {
 		os.RemoveAll(tmp)
-		return err
 	}
-	return nil
+	return err
 }

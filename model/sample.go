@@ -55,19 +55,11 @@ func (s *Sampler) Next(logits []float32) int32 {
 	if s.opt.Greedy {
 		return Argmax(logits)
 	}
-	s.idx = s.idx[:0]
-	for i := range logits {
-		s.idx = append(s.idx, i)
-	}
-	// Sort by logit, ties by id, so that the cut-offs are deterministic.
-	sort.Slice(s.idx, func(a, b int) bool {
-		la, lb := logits[s.idx[a]], logits[s.idx[b]]
-		return la > lb || (la == lb && s.idx[a] < s.idx[b])
-	})
-	n := len(s.idx)
+	n := len(logits)
 	if s.opt.TopK > 0 && s.opt.TopK < n {
 		n = s.opt.TopK
 	}
+	s.idx = topN(s.idx[:0], logits, n)
 	s.prob = s.prob[:0]
 	maxL := float64(logits[s.idx[0]]) / s.opt.Temperature
 	var sum float64
@@ -98,6 +90,43 @@ func (s *Sampler) Next(logits []float32) int32 {
 		}
 	}
 	return int32(s.idx[n-1])
+}
+
+// topN returns the indices of the n largest logits in descending order, ties by lower id, so
+// that the cut-offs are deterministic. A bounded min-heap keeps top-k at O(V log k).
+func topN(idx []int, logits []float32, n int) []int {
+	before := func(a, b int) bool { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b) }
+	h := idx[:0]
+	down := func(i int) { // restore the heap whose root is the worst kept index
+		for {
+			l, m := 2*i+1, i
+			if l < len(h) && before(h[m], h[l]) {
+				m = l
+			}
+			if r := l + 1; r < len(h) && before(h[m], h[r]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := range logits {
+		switch {
+		case len(h) < n:
+			h = append(h, i)
+			for j := len(h) - 1; j > 0 && before((h[(j-1)/2]), h[j]); j = (j - 1) / 2 {
+				h[j], h[(j-1)/2] = h[(j-1)/2], h[j]
+			}
+		case before(i, h[0]):
+			h[0] = i
+			down(0)
+		}
+	}
+	sort.Slice(h, func(a, b int) bool { return before(h[a], h[b]) })
+	return h
 }
 
 // Argmax is the index of the largest value, the lowest index on ties.

@@ -12,6 +12,12 @@ Subcommands:
                     back from disk, i.e. after rounding to F16/BF16, upcast to float64.
   check DIR...      reload each fixture folder with the same reader, recompute its goldens
                     and assert they equal the stored golden.json.
+  quant OUTDIR DIR...
+                    quantization goldens: for each fixture folder DIR, quantize its weights in
+                    torch float32 (absmax and zero-point; per tensor, channel and group:16;
+                    standard and article presets; int8 and int4) and write OUTDIR/<fixture>.json
+                    with code hashes, the max dequantization error and the perplexity of the
+                    dequantized model (float64 forward). See testdata/golden/README.md.
 
 Everything is deterministic: each fixture's weights and token ids come from torch
 generators with fixed seeds, and the float64 forward runs on the CPU.
@@ -20,6 +26,8 @@ Run with Debian's interpreter:  /usr/bin/python3 scripts/reference_gpt2.py fixtu
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import math
 import struct
@@ -414,6 +422,218 @@ def summary(name, golden):
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Quantization goldens (package quantize)
+# ---------------------------------------------------------------------------------------------
+#
+# The quantizers of the weight-quantization tutorial, in torch float32 with one rounding per
+# op and torch.round's half-to-even, generalised to groups by reshaping to (groups, group size)
+# and reducing along the last dim with keepdim:
+#
+#   absmax:     scale = qmax / max|X|            q = (scale * X).round()
+#   zero-point: x_range = max - min              scale = levels / x_range
+#               zeropoint = (-scale * min - 2^(bits-1)).round()
+#               q = torch.clip((X * scale + zeropoint).round(), -2^(bits-1), 2^(bits-1) - 1)
+#
+# Note that `127 / t` on a tensor is t.reciprocal() * 127 in PyTorch (Tensor.__rtruediv__), two
+# float32 roundings; the Go code reproduces that, and its codes match these bit for bit.
+# qmax 127 / 7, levels 255 / 15; preset "article" uses 100 and 200 at 8 bits. Degenerate groups:
+# max|X| == 0 gives scale 1, x_range == 0 is taken as 1; a scale overflowing float32 is clamped
+# to its largest value. Matrices are quantized in the Go code's (out, in) layout, so Conv1D
+# weights are transposed first and a "channel" is an output row.
+
+QUANT_SCOPE = "weights"  # every 2-D matrix: wte, wpe, the four projections, an untied head
+QUANT_GROUP = 16
+QUANT_CODES_TENSOR = "h.0.attn.c_proj.weight"  # its full codes are stored, for diagnosis
+F32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def quant_configs():
+    """(scheme, granularity, preset, bits) in the order the golden lists them."""
+    out = []
+    for scheme in ("absmax", "zeropoint"):
+        for gran in ("tensor", "channel", f"group:{QUANT_GROUP}"):
+            for preset, bits in (("standard", 8), ("article", 8), ("standard", 4)):
+                out.append((scheme, gran, preset, bits))
+    return out
+
+
+def quant_constants(scheme, bits, preset):
+    """(numerator of the scale, zero-point offset, lowest code, highest code)."""
+    half = 2 ** (bits - 1)
+    article = preset == "article" and bits == 8
+    if scheme == "absmax":
+        return (100.0 if article else float(half - 1)), 0.0, -(half - 1), half - 1
+    return (200.0 if article else float(2 * half - 1)), float(half), -half, half - 1
+
+
+def quantize_tensor(X, scheme, bits, granularity, preset):
+    """Quantize a float32 (OC, C) or (C,) tensor; returns flat int8 codes, scales and zero-points
+    (None for absmax), one per group of consecutive row-major values."""
+    n, row = X.numel(), X.shape[-1]
+    if granularity == "tensor":
+        gs = n
+    elif granularity == "channel":
+        gs = row
+    else:
+        gs = int(granularity.split(":")[1])
+        if row % gs:
+            raise ValueError(f"group size {gs} does not divide row length {row}")
+    G = X.reshape(-1, gs)
+    num, offset, lo, hi = quant_constants(scheme, bits, preset)
+    if scheme == "absmax":
+        amax = torch.amax(torch.abs(G), dim=-1, keepdim=True)
+        scale = torch.where(amax == 0, torch.ones_like(amax), num / amax).clamp(max=F32_MAX)
+        q = torch.clip((scale * G).round(), lo, hi)  # the clip never binds; kept for symmetry
+        zeropoint = None
+    else:
+        x_min = torch.amin(G, dim=-1, keepdim=True)
+        x_range = torch.amax(G, dim=-1, keepdim=True) - x_min
+        x_range = torch.where(x_range == 0, torch.ones_like(x_range), x_range)
+        scale = (num / x_range).clamp(max=F32_MAX)
+        zeropoint = (-scale * x_min - offset).round()
+        q = torch.clip((G * scale + zeropoint).round(), lo, hi)
+    assert scale.dtype == torch.float32 and q.dtype == torch.float32
+    return q.to(torch.int8).reshape(-1), scale.reshape(-1), (None if zeropoint is None else zeropoint.reshape(-1))
+
+
+def dequantize_tensor(codes, scale, zeropoint, shape):
+    """(q - zeropoint) / scale in float32, group by group."""
+    q = codes.to(torch.float32).reshape(scale.numel(), -1)
+    if zeropoint is not None:
+        q = q - zeropoint[:, None]
+    return (q / scale[:, None]).reshape(shape)
+
+
+def load_float32_params(folder):
+    """Parameters as float32 in the Go code's order and (OC, C) layout, and the config; a tied
+    lm_head is not listed (as in model.Weights.Params)."""
+    path = Path(folder)
+    cfg = json.loads((path / "config.json").read_text())
+    stored, _ = read_safetensors(path / "model.safetensors")
+    params = {}
+    for name, t in stored.items():
+        if name.endswith(IGNORED_SUFFIXES):
+            continue
+        if name.startswith(PREFIX):
+            name = name[len(PREFIX) :]
+        params[name] = t.to(torch.float32)
+    order = ["wte.weight", "wpe.weight"]
+    for i in range(cfg["n_layer"]):
+        p = f"h.{i}."
+        for s in ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                  "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                  "mlp.c_proj.weight", "mlp.c_proj.bias"):
+            order.append(p + s)
+    order += ["ln_f.weight", "ln_f.bias"]
+    if "lm_head.weight" in params and not cfg.get("tie_word_embeddings", True):
+        order.append("lm_head.weight")
+    out = {}
+    for name in order:
+        t = params[name]
+        if name.endswith(CONV1D_SUFFIXES):
+            t = t.T.contiguous()  # (in, out) -> (out, in)
+        out[name] = t
+    return out, cfg
+
+
+CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def float64_model_params(params):
+    """float32 (OC, C) parameters -> the float64 (in, out) dict forward() takes."""
+    out = {}
+    for name, t in params.items():
+        t = t.to(torch.float64)
+        out[name] = t.T.contiguous() if name.endswith(CONV1D_SUFFIXES) else t
+    if "lm_head.weight" not in out:
+        out["lm_head.weight"] = out["wte.weight"]
+    return out
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def quant_goldens(folder):
+    folder = Path(folder)
+    params, cfg = load_float32_params(folder)
+    ppl_ref = json.loads((folder / "golden.json").read_text())["perplexity"]
+    ids, max_length, stride = ppl_ref["ids"], ppl_ref["max_length"], ppl_ref["stride"]
+    scoped = [name for name, t in params.items() if t.dim() == 2]
+
+    def ppl_entry(p):
+        r = sliding_perplexity(float64_model_params(p), cfg, ids, max_length, stride)
+        return {"count": r["count"], "nll_sum": r["nll_sum"], "perplexity": r["perplexity"]}
+
+    configs = []
+    for scheme, gran, preset, bits in quant_configs():
+        qparams = dict(params)
+        all_codes, all_scales, per_tensor = [], [], {}
+        max_err = 0.0
+        codes_b64 = None
+        for name in scoped:
+            X = params[name]
+            codes, scale, zero = quantize_tensor(X, scheme, bits, gran, preset)
+            raw = codes.numpy().tobytes()
+            all_codes.append(raw)
+            per_tensor[name] = sha256_hex(raw)
+            all_scales.append(scale.numpy().astype("<f4").tobytes())
+            if zero is not None:
+                all_scales.append(zero.numpy().astype("<f4").tobytes())
+            deq = dequantize_tensor(codes, scale, zero, X.shape)
+            max_err = max(max_err, float((deq.to(torch.float64) - X.to(torch.float64)).abs().max()))
+            qparams[name] = deq
+            if name == QUANT_CODES_TENSOR:
+                codes_b64 = base64.b64encode(raw).decode("ascii")
+        configs.append({
+            "scheme": scheme,
+            "granularity": gran,
+            "preset": preset,
+            "bits": bits,
+            "codes_sha256": sha256_hex(b"".join(all_codes)),
+            "scales_sha256": sha256_hex(b"".join(all_scales)),
+            "tensor_codes_sha256": per_tensor,
+            "max_abs_error": max_err,
+            "perplexity": ppl_entry(qparams),
+            "codes_b64": codes_b64,
+        })
+    return {
+        "fixture": folder.name,
+        "scope": QUANT_SCOPE,
+        "tensors": scoped,
+        "codes_tensor": QUANT_CODES_TENSOR,
+        "codes_note": "int8 codes, one byte per value (int4 too, unpacked), tensors in this order, (out, in) layout",
+        "perplexity_ids": "the fixture's golden.json perplexity ids",
+        "max_length": max_length,
+        "stride": stride,
+        "perplexity_float32": ppl_entry(params),
+        "configs": configs,
+    }
+
+
+def write_quant_golden(path, golden):
+    """JSON with one quantization config per line."""
+    parts = []
+    for key, value in golden.items():
+        if key == "configs":
+            rows = ",\n  ".join(json.dumps(c, separators=(",", ":")) for c in value)
+            parts.append(f' "configs": [\n  {rows}\n ]')
+        else:
+            parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    Path(path).write_text("{\n" + ",\n".join(parts) + "\n}\n")
+
+
+def quant_summary(name, golden):
+    lines = [f"{name}: float32 ppl {golden['perplexity_float32']['perplexity']:.10g}"]
+    for c in golden["configs"]:
+        lines.append(
+            f"  {c['scheme']:9s} {c['granularity']:9s} {c['preset']:8s} int{c['bits']}: "
+            f"max|err| {c['max_abs_error']:.4g} ppl {c['perplexity']['perplexity']:.10g}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -421,12 +641,22 @@ def main(argv=None):
     fx.add_argument("outdir")
     ck = sub.add_parser("check", help="recompute fixture goldens and compare with golden.json")
     ck.add_argument("folders", nargs="+")
+    qt = sub.add_parser("quant", help="write quantization goldens OUTDIR/<fixture>.json for fixture folders")
+    qt.add_argument("outdir")
+    qt.add_argument("folders", nargs="+")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # one summation order, whatever the machine
     if args.command == "fixtures":
         for name in FIXTURES:
             print(summary(name, make_fixture(args.outdir, name)))
+    elif args.command == "quant":
+        Path(args.outdir).mkdir(parents=True, exist_ok=True)
+        for folder in args.folders:
+            name = Path(folder).name
+            golden = quant_goldens(folder)
+            write_quant_golden(Path(args.outdir) / f"{name}.json", golden)
+            print(quant_summary(name, golden))
     else:
         for folder in args.folders:
             golden, diff = check_folder(folder)

@@ -24,8 +24,9 @@
 // pre-tokenization, so "a<|endoftext|>b" encodes as [a, EOT, b], and the
 // text segments on either side are pre-tokenized independently. Decode of a
 // special token id gives back its literal text, e.g. "<|endoftext|>".
-// (Note that OpenAI's tiktoken refuses such text unless allowed_special is
-// given, and GPT-2's original encoder.py would encode it as ordinary text.)
+// (OpenAI's Python tiktoken instead refuses such text unless allowed_special
+// is given, tiktoken-go encodes it as ordinary text, and so does GPT-2's
+// original encoder.py.)
 //
 // Invalid UTF-8: Encode never fails or panics. Each byte that is not part of
 // a valid UTF-8 sequence is treated, for pre-tokenization, as a character of
@@ -45,6 +46,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gpuquant/gpuquant/model"
 	"math"
 	"os"
 	"path/filepath"
@@ -111,33 +113,10 @@ func WriteGPT2Files(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "vocab.json"), gpt2Vocab); err != nil {
+	if err := model.WriteFileAtomic(filepath.Join(dir, "vocab.json"), gpt2Vocab); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "merges.txt"), gpt2Merges)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return model.WriteFileAtomic(filepath.Join(dir, "merges.txt"), gpt2Merges)
 }
 
 // Load reads a byte-level BPE tokenizer from dir, which holds either
@@ -149,26 +128,25 @@ func writeFileAtomic(path string, data []byte) error {
 func Load(dir string) (*Tokenizer, error) {
 	vpath := filepath.Join(dir, "vocab.json")
 	mpath := filepath.Join(dir, "merges.txt")
+	tpath := filepath.Join(dir, "tokenizer.json")
 	vdata, verr := os.ReadFile(vpath)
-	if verr == nil {
-		mdata, err := os.ReadFile(mpath)
-		if err != nil {
-			return nil, fmt.Errorf("tokenizer: %s exists but %w", vpath, err)
-		}
+	mdata, merr := os.ReadFile(mpath)
+	if verr == nil && merr == nil {
 		return fromFiles(vdata, vpath, mdata, mpath)
 	}
-	tpath := filepath.Join(dir, "tokenizer.json")
 	tdata, terr := os.ReadFile(tpath)
 	if terr == nil {
 		return fromTokenizerJSON(tdata, tpath)
 	}
-	if errors.Is(verr, os.ErrNotExist) && errors.Is(terr, os.ErrNotExist) {
-		return nil, fmt.Errorf("tokenizer: %s: neither %s nor %s found", dir, vpath, tpath)
-	}
-	if !errors.Is(verr, os.ErrNotExist) {
+	switch {
+	case verr == nil:
+		return nil, fmt.Errorf("tokenizer: %s exists but %w (and %s: %v)", vpath, merr, tpath, terr)
+	case !errors.Is(verr, os.ErrNotExist):
 		return nil, fmt.Errorf("tokenizer: %w", verr)
+	case !errors.Is(terr, os.ErrNotExist):
+		return nil, fmt.Errorf("tokenizer: %w", terr)
 	}
-	return nil, fmt.Errorf("tokenizer: %w", terr)
+	return nil, fmt.Errorf("tokenizer: %s: neither %s (with merges.txt) nor %s found", dir, vpath, tpath)
 }
 
 func fromFiles(vdata []byte, vpath string, mdata []byte, mpath string) (*Tokenizer, error) {

@@ -369,7 +369,7 @@ func hfJSON(t *testing.T, pairMerges bool) []byte {
 		"added_tokens": []any{map[string]any{"id": EOT, "content": EOTText, "single_word": false,
 			"lstrip": false, "rstrip": false, "normalized": true, "special": true}},
 		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "vocab": vocab, "merges": merges},
+		"model":         map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "vocab": vocab, "merges": merges},
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -424,6 +424,11 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(fmt.Sprintf("tokenizer.json pairs=%v", pairs), d)
+		// vocab.json without merges.txt next to tokenizer.json: tokenizer.json is used.
+		if err := os.WriteFile(filepath.Join(d, "vocab.json"), gpt2Vocab, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("tokenizer.json+vocab.json pairs=%v", pairs), d)
 	}
 
 	// WriteGPT2Files creates the directory.

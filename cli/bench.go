@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"fmt"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/gpuquant/gpuquant/bench"
+	"github.com/gpuquant/gpuquant/model"
+)
+
+func benchCommand() *ucli.Command {
+	flags := append(modelFlags(), schemeFlags()...)
+	flags = append(flags,
+		&ucli.IntFlag{Name: "prompt-tokens", Value: 512, Usage: "prefill window"},
+		&ucli.IntFlag{Name: "new-tokens", Value: 128, Usage: "decoded tokens after the prompt (KV cache)"},
+		&ucli.IntFlag{Name: "repeat", Value: 3, Usage: "timed runs after one warm-up; medians are reported"},
+		&ucli.BoolFlag{Name: "json"},
+	)
+	return &ucli.Command{
+		Name:  "bench",
+		Usage: "prefill and decode throughput of one model and scheme",
+		Flags: flags,
+		Action: func(c *ucli.Context) error {
+			l, err := loadModel(c)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			s, err := model.NewSession(l.Ops, l.W, 0)
+			if err != nil {
+				return err
+			}
+			r, err := bench.Run(s, bench.Options{PromptTokens: c.Int("prompt-tokens"), NewTokens: c.Int("new-tokens"), Repeat: c.Int("repeat")})
+			if err != nil {
+				return err
+			}
+			out := schemeFields(l.Quant)
+			out["model"], out["device"], out["model_bytes"] = l.Dir, l.Ops.Name(), l.W.Bytes()
+			out["prefill_tokens_per_s"], out["decode_tokens_per_s"] = r.PrefillTokensPerS, r.DecodeTokensPerS
+			out["prompt_tokens"], out["new_tokens"], out["repeat"] = r.PromptTokens, r.NewTokens, r.Repeat
+			out["prefill_seconds"], out["decode_seconds"] = r.PrefillSeconds, r.DecodeSeconds
+			out["kernel"], out["kernels"] = c.String("kernel"), kernelsUsed(l.Ops)
+			out["peak_rss_bytes"] = peakRSS()
+			if c.Bool("json") {
+				return printJSON(c, out)
+			}
+			fmt.Fprintf(stdout(c), "%s %s on %s: prefill %.1f tokens/s (%d tokens), decode %.1f tokens/s (%d tokens), model %s, peak RSS %s\n",
+				l.Dir, out["scheme"], l.Ops.Name(), r.PrefillTokensPerS, r.PromptTokens, r.DecodeTokensPerS, r.NewTokens,
+				humanBytes(l.W.Bytes()), humanBytes(peakRSS()))
+			return nil
+		},
+	}
+}
+
+// peakRSS is the process's peak resident set size so far.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // Linux reports KiB
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+}

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/gpuquant/gpuquant/model"
+)
+
+func perplexityFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.IntFlag{Name: "max-length", Usage: "window length in tokens (default: the model's n_positions)"},
+		&ucli.IntFlag{Name: "stride", Usage: "tokens a window advances (default: max-length/2; hf method only)"},
+		&ucli.StringFlag{Name: "method", Value: model.MethodHF, Usage: "hf (sliding window, Hugging Face) or llamacpp (non-overlapping windows, second half scored)"},
+	}
+}
+
+func perplexityOptions(c *ucli.Context) model.PerplexityOptions {
+	return model.PerplexityOptions{MaxLength: c.Int("max-length"), Stride: c.Int("stride"), Method: c.String("method")}
+}
+
+func evalCommand() *ucli.Command {
+	flags := append(modelFlags(), perplexityFlags()...)
+	flags = append(flags, schemeFlags()...)
+	flags = append(flags,
+		&ucli.StringFlag{Name: "text", Usage: "UTF-8 text file to score (CRLF is read as LF)", Required: true},
+		&ucli.IntFlag{Name: "max-tokens", Usage: "score only the first N tokens of the text (0: all)"},
+		&ucli.StringFlag{Name: "compare-to", Usage: "fp32: also report kld_mean and top1_agreement against the unquantized model on the same windows"},
+		&ucli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+	)
+	return &ucli.Command{
+		Name:  "eval",
+		Usage: "perplexity of a model on a text file",
+		Flags: flags,
+		Action: func(c *ucli.Context) error {
+			if cmp := c.String("compare-to"); cmp != "" && cmp != "fp32" {
+				return fmt.Errorf("--compare-to %q: only fp32 is supported", cmp)
+			}
+			text, err := readText(c.String("text"))
+			if err != nil {
+				return err
+			}
+			l, err := loadModel(c)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			tok, err := loadTokenizer(l.Dir)
+			if err != nil {
+				return err
+			}
+			ids := tok.Encode(text)
+			if n := c.Int("max-tokens"); n > 0 && n < len(ids) {
+				ids = ids[:n]
+			}
+			s, err := model.NewSession(l.Ops, l.W, 0)
+			if err != nil {
+				return err
+			}
+			var ref *model.Session
+			if c.String("compare-to") != "" {
+				rl, err := prepare(c, l.Source, nil, nil)
+				if err != nil {
+					return err
+				}
+				if ref, err = model.NewSession(rl.Ops, rl.W, 0); err != nil {
+					return err
+				}
+			}
+			opt := perplexityOptions(c)
+			bar := newProgress(c, 1, "perplexity")
+			opt.Progress = func(done, total int) { bar.ChangeMax(total); bar.Set(done) }
+			start := time.Now()
+			r, cmp, err := model.Compare(s, ref, ids, opt)
+			bar.Finish()
+			if err != nil {
+				return err
+			}
+			secs := time.Since(start).Seconds()
+			out := schemeFields(l.Quant)
+			out["model"], out["device"], out["text"] = l.Dir, l.Ops.Name(), c.String("text")
+			out["perplexity"], out["nll_mean"], out["nll_sum"] = r.Perplexity, r.NLLMean, r.NLLSum
+			out["tokens_scored"], out["tokens"], out["windows"] = r.Tokens, len(ids), r.Windows
+			out["method"], out["model_bytes"], out["seconds"] = opt.Method, l.W.Bytes(), secs
+			out["kernels"] = kernelsUsed(l.Ops)
+			if ref != nil {
+				out["kld_mean"], out["top1_agreement"] = cmp.KLDMean, cmp.Top1Agreement
+			}
+			if c.Bool("json") {
+				return printJSON(c, out)
+			}
+			fmt.Fprintf(stdout(c), "perplexity %.4f  (nll %.5f over %d tokens in %d windows, %s, %s, %.1f s)\n",
+				r.Perplexity, r.NLLMean, r.Tokens, r.Windows, opt.Method, l.Ops.Name(), secs)
+			if ref != nil {
+				fmt.Fprintf(stdout(c), "vs fp32: mean KL divergence %.5f nats, top-1 agreement %.2f%%\n", cmp.KLDMean, 100*cmp.Top1Agreement)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/model/tokenizer"
+)
+
+const defaultPrompt = "The way forward for AI is"
+
+func samplingFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "prompt", Value: defaultPrompt},
+		&ucli.IntFlag{Name: "max-new-tokens", Value: 50},
+		&ucli.BoolFlag{Name: "greedy", Usage: "always take the most likely token"},
+		&ucli.Float64Flag{Name: "temperature", Value: 1.0},
+		&ucli.IntFlag{Name: "top-k", Value: 50, Usage: "sample among the k most likely tokens (0: all)"},
+		&ucli.Float64Flag{Name: "top-p", Value: 1.0, Usage: "nucleus sampling: the smallest set reaching this probability"},
+		&ucli.Uint64Flag{Name: "seed", Value: 0, Usage: "sampling seed: same seed, same text"},
+	}
+}
+
+func sampleOptions(c *ucli.Context) model.SampleOptions {
+	return model.SampleOptions{Greedy: c.Bool("greedy"), Temperature: c.Float64("temperature"),
+		TopK: c.Int("top-k"), TopP: c.Float64("top-p"), Seed: c.Uint64("seed")}
+}
+
+// promptIDs encodes a prompt; an empty one starts from <|endoftext|>, as GPT-2 was trained.
+func promptIDs(tok *tokenizer.Tokenizer, prompt string) []int32 {
+	if prompt == "" {
+		return []int32{tokenizer.EOT}
+	}
+	return tok.Encode(prompt)
+}
+
+// generation is one model's continuation of a prompt.
+type generation struct {
+	PromptIDs []int32 `json:"prompt_ids"`
+	TokenIDs  []int32 `json:"token_ids"`
+	Text      string  `json:"text"`
+	Seconds   float64 `json:"seconds"`
+	TokensPS  float64 `json:"tokens_per_s"`
+}
+
+func generateText(l *loaded, tok *tokenizer.Tokenizer, prompt string, n int, opt model.SampleOptions, onToken func(int32)) (*generation, error) {
+	smp, err := model.NewSampler(opt)
+	if err != nil {
+		return nil, err
+	}
+	ids := promptIDs(tok, prompt)
+	s, err := model.NewSession(l.Ops, l.W, 0)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	out, err := model.Generate(s, ids, n, smp, onToken)
+	if err != nil {
+		return nil, err
+	}
+	secs := time.Since(start).Seconds()
+	text, err := tok.Decode(out)
+	if err != nil {
+		return nil, err
+	}
+	return &generation{PromptIDs: ids, TokenIDs: out, Text: text, Seconds: secs, TokensPS: float64(len(out)) / secs}, nil
+}
+
+func generateCommand() *ucli.Command {
+	flags := append(modelFlags(), samplingFlags()...)
+	flags = append(flags, schemeFlags()...)
+	flags = append(flags, &ucli.BoolFlag{Name: "json", Usage: "print one JSON object instead of streaming text"})
+	return &ucli.Command{
+		Name:  "generate",
+		Usage: "continue a prompt (greedy, or seeded top-k / top-p sampling), one KV-cached step per token",
+		Flags: flags,
+		Action: func(c *ucli.Context) error {
+			l, err := loadModel(c)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			tok, err := loadTokenizer(l.Dir)
+			if err != nil {
+				return err
+			}
+			var stream func(int32)
+			if !c.Bool("json") {
+				fmt.Fprint(stdout(c), c.String("prompt"))
+				var pending []int32 // a character may span tokens: print only whole UTF-8
+				stream = func(id int32) {
+					pending = append(pending, id)
+					if s, err := tok.Decode(pending); err == nil && utf8.ValidString(s) {
+						fmt.Fprint(stdout(c), s)
+						pending = pending[:0]
+					}
+				}
+			}
+			g, err := generateText(l, tok, c.String("prompt"), c.Int("max-new-tokens"), sampleOptions(c), stream)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				out := schemeFields(l.Quant)
+				out["model"], out["device"], out["prompt"] = l.Dir, l.Ops.Name(), c.String("prompt")
+				out["prompt_ids"], out["token_ids"], out["text"] = g.PromptIDs, g.TokenIDs, g.Text
+				out["seconds"], out["tokens_per_s"], out["kernels"] = g.Seconds, g.TokensPS, kernelsUsed(l.Ops)
+				return printJSON(c, out)
+			}
+			fmt.Fprintf(stdout(c), "\n")
+			fmt.Fprintf(stderr(c), "%d tokens in %.2f s (%.1f tokens/s, %s)\n", len(g.TokenIDs), g.Seconds, g.TokensPS, l.Ops.Name())
+			return nil
+		},
+	}
+}
