@@ -142,3 +142,123 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizedCheckpoint: a checkpoint written by `quantize` gives the same results as
+// quantizing in memory, and the command protects existing folders and the source.
+func TestQuantizedCheckpoint(t *testing.T) {
+	dir := tiny(t)
+	text := textFile(t, sample)
+	out := filepath.Join(t.TempDir(), "q")
+	scheme := []string{"--scheme", "zeropoint", "--bits", "4", "--granularity", "group:32"}
+	if _, _, err := gpuquant(t, "", append([]string{"quantize", "--model", dir, "--out", out}, scheme...)...); err != nil {
+		t.Fatal(err)
+	}
+	eval := func(args ...string) map[string]any {
+		o, _, err := gpuquant(t, "", append([]string{"eval", "--text", text, "--json"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jsonOut(t, o)
+	}
+	mem, disk := eval(append([]string{"--model", dir}, scheme...)...), eval("--model", out)
+	if mem["perplexity"] != disk["perplexity"] || disk["scheme"] != "zeropoint" || disk["bits"].(float64) != 4 {
+		t.Fatalf("in memory %v (%v), from disk %v (%v %v)", mem["perplexity"], mem["model_bytes"], disk["perplexity"], disk["scheme"], disk["bits"])
+	}
+	if mem["model_bytes"] != disk["model_bytes"] {
+		t.Errorf("model bytes %v in memory, %v from disk", mem["model_bytes"], disk["model_bytes"])
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"quantize", "--model", dir, "--out", out}, scheme...), "already exists"},
+		{append([]string{"quantize", "--model", dir, "--out", dir, "--force"}, scheme...), "source folder"},
+		{append([]string{"quantize", "--model", out, "--out", out + "2"}, scheme...), "already quantized"},
+		{[]string{"eval", "--model", out, "--text", text, "--scheme", "absmax"}, "already quantized"},
+		{[]string{"eval", "--model", dir, "--text", text, "--scheme", "absmax", "--granularity", "group:48"}, "does not divide"},
+		{[]string{"eval", "--model", dir, "--text", text, "--scheme", "absmax", "--bits", "3"}, "bits"},
+		{[]string{"eval", "--model", dir, "--text", text, "--scheme", "absmax", "--kernel", "fast"}, "unknown kernel"},
+	} {
+		if _, _, err := gpuquant(t, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if _, _, err := gpuquant(t, "", append([]string{"quantize", "--model", dir, "--out", out, "--force", "--scheme", "absmax"})...); err != nil {
+		t.Fatalf("--force: %v", err)
+	}
+	if eval("--model", out)["scheme"] != "absmax" {
+		t.Error("--force did not replace the folder")
+	}
+}
+
+func TestEvalCompare(t *testing.T) {
+	dir := tiny(t)
+	text := textFile(t, strings.Repeat(sample, 3))
+	run := func(args ...string) map[string]any {
+		o, _, err := gpuquant(t, "", append([]string{"eval", "--model", dir, "--text", text, "--max-length", "32", "--compare-to", "fp32", "--json"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jsonOut(t, o)
+	}
+	same := run()
+	if same["kld_mean"].(float64) > 1e-9 || same["top1_agreement"].(float64) != 1 {
+		t.Errorf("fp32 against itself: kld %v, top-1 %v", same["kld_mean"], same["top1_agreement"])
+	}
+	q := run("--scheme", "absmax", "--bits", "4", "--granularity", "tensor")
+	if !(q["kld_mean"].(float64) > 1e-6) || q["top1_agreement"].(float64) > 1 {
+		t.Errorf("int4 per-tensor against fp32: kld %v, top-1 %v", q["kld_mean"], q["top1_agreement"])
+	}
+	w8 := run("--scheme", "absmax", "--kernel", "w8a8", "--outlier-threshold", "6")
+	if k := w8["kernels"].(map[string]any); k["w8a8-vnni"] == nil && k["w8a8-avx2"] == nil && k["w8a8-go"] == nil {
+		t.Errorf("--kernel w8a8 ran %v", k)
+	}
+	ll := run("--method", "llamacpp")
+	if ll["tokens_scored"].(float64) >= same["tokens_scored"].(float64) {
+		t.Errorf("llamacpp scored %v tokens, hf %v", ll["tokens_scored"], same["tokens_scored"])
+	}
+}
+
+func TestRunWritesReport(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report")
+	stdout, _, err := gpuquant(t, "", "run", "--model", tiny(t), "--max-new-tokens", "4", "--seed", "3", "--out", out, "--tensor", "h.0.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fp32", "absmax", "zeropoint"} {
+		if !strings.Contains(stdout, name) {
+			t.Errorf("table lacks %s:\n%s", name, stdout)
+		}
+	}
+	for _, f := range []string{"report.json", "report.md", "histograms.png"} {
+		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	rep := jsonOut(t, string(data))
+	models := rep["models"].([]any)
+	fp, abs := models[0].(map[string]any), models[1].(map[string]any)
+	if r := abs["size_ratio"].(float64); r > 0.3 || r < 0.25 {
+		t.Errorf("absmax size ratio %v, want about 0.25 + scales", r)
+	}
+	if fp["model_bytes"].(float64) <= abs["model_bytes"].(float64) {
+		t.Error("quantized model is not smaller")
+	}
+	if _, _, err := gpuquant(t, "", "run", "--model", tiny(t), "--max-new-tokens", "2", "--out", out, "--tensor", "nope"); err == nil {
+		t.Error("--tensor matching nothing was accepted")
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	o, _, err := gpuquant(t, "", "bench", "--model", tiny(t), "--prompt-tokens", "16", "--new-tokens", "4", "--repeat", "1", "--scheme", "absmax", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := jsonOut(t, o)
+	for _, k := range []string{"prefill_tokens_per_s", "decode_tokens_per_s", "model_bytes", "kernel", "peak_rss_bytes"} {
+		if v, ok := m[k]; !ok || v == 0.0 {
+			t.Errorf("bench --json: %s = %v", k, v)
+		}
+	}
+}

@@ -73,7 +73,11 @@ func inspectQuant(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	stats, err := tensorStats(src, *opt)
+	q, err := quantize.QuantizeWeights(src, *opt)
+	if err != nil {
+		return err
+	}
+	stats, err := quantize.CompareWeights(src, q)
 	if err != nil {
 		return err
 	}
@@ -87,20 +91,4 @@ func inspectQuant(c *ucli.Context) error {
 		fmt.Fprintf(tw, "%s\t%d\t%.3g\t%.2f\t%.3g\t%.1f%%\t%d\t\n", s.Name, s.N, s.MSE, s.SQNRdB, s.MaxAbsErr, 100*s.RangeUsed, s.Outliers)
 	}
 	return tw.Flush()
-}
-
-// tensorStats quantizes w with opt and compares every quantized tensor with its original.
-func tensorStats(w *model.Weights, opt quantize.Options) ([]quantize.Stats, error) {
-	q, err := quantize.QuantizeWeights(w, opt)
-	if err != nil {
-		return nil, err
-	}
-	orig, quant := w.Params(), q.Params()
-	var stats []quantize.Stats
-	for i, p := range quant {
-		if qt, ok := (*p.T).(*quantize.Tensor); ok {
-			stats = append(stats, quantize.Compare(p.Name, (*orig[i].T).(*model.F32), qt))
-		}
-	}
-	return stats, nil
 }

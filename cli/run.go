@@ -48,6 +48,8 @@ type runRow struct {
 	ScoreTokensPS float64          `json:"score_tokens_per_s"`
 	RSSBytes      int64            `json:"rss_bytes"`
 	Kernels       map[string]int64 `json:"kernels"`
+	// Error is the weight error of the quantized tensors against the originals (nil for fp32).
+	Error *quantize.Stats `json:"weight_error,omitempty"`
 }
 
 func runAction(c *ucli.Context) error {
@@ -82,6 +84,14 @@ func runAction(c *ucli.Context) error {
 		}
 		row := &runRow{Name: name, Scheme: schemeFields(opt), ModelBytes: l.W.Bytes(), QuantizeSecs: time.Since(start).Seconds(), RSSBytes: currentRSS()}
 		row.SizeRatio = float64(row.ModelBytes) / float64(fp32Bytes)
+		if opt != nil {
+			stats, err := quantize.CompareWeights(src, l.W)
+			if err != nil {
+				return err
+			}
+			total := quantize.Total(stats)
+			row.Error = &total
+		}
 		fmt.Fprintf(log, "%-9s %s (%.3fx)\n", name, humanBytes(row.ModelBytes), row.SizeRatio)
 		rows, models = append(rows, row), append(models, l)
 	}
@@ -167,9 +177,13 @@ func runMarkdown(c *ucli.Context, rows []*runRow, textName string) string {
 	fmt.Fprintf(&b, "# gpuquant run: %s\n\n", c.String("model"))
 	fmt.Fprintf(&b, "Quantization: %d bits, granularity %s, scope %s, preset %s. Device %s. Perplexity on %s.\n\n",
 		c.Int("bits"), c.String("granularity"), c.String("scope"), c.String("preset"), c.String("device"), textName)
-	b.WriteString("| model | bytes | size | perplexity | decode tokens/s | scoring tokens/s |\n|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| model | bytes | size | perplexity | decode tokens/s | scoring tokens/s | weight SQNR dB | weight MSE |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %.3fx | %.4f | %.1f | %.1f |\n", r.Name, r.ModelBytes, r.SizeRatio, r.Perplexity, r.Generation.TokensPS, r.ScoreTokensPS)
+		sqnr, mse := "—", "—"
+		if r.Error != nil {
+			sqnr, mse = fmt.Sprintf("%.2f", r.Error.SQNRdB), fmt.Sprintf("%.3g", r.Error.MSE)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.3fx | %.4f | %.1f | %.1f | %s | %s |\n", r.Name, r.ModelBytes, r.SizeRatio, r.Perplexity, r.Generation.TokensPS, r.ScoreTokensPS, sqnr, mse)
 	}
 	fmt.Fprintf(&b, "\n## Generated text (prompt %q, seed %d)\n\n", c.String("prompt"), c.Uint64("seed"))
 	for _, r := range rows {
