@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nlpodyssey/safetensors"
@@ -103,11 +104,8 @@ func convert(cfg Config, name string, v safetensors.TensorView, m *mapping) (*F3
 	if Conv1D(name) {
 		disk = []int{want[1], want[0]}
 	}
-	got := make([]int, len(v.Shape()))
-	for i, d := range v.Shape() {
-		got[i] = int(d)
-	}
-	if !equalInts(got, disk) {
+	got := ShapeOf(v)
+	if !slices.Equal(got, disk) {
 		return nil, fmt.Errorf("tensor %q has shape %v, config.json implies %v", name, got, disk)
 	}
 	raw := v.Data()
@@ -169,16 +167,13 @@ func Transpose(src []float32, rows, cols int) []float32 {
 	return dst
 }
 
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
+// ShapeOf is a tensor view's shape as ints.
+func ShapeOf(v safetensors.TensorView) []int {
+	s := make([]int, len(v.Shape()))
+	for i, d := range v.Shape() {
+		s[i] = int(d)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return s
 }
 
 // checkDir gives the common "not a model folder" mistakes a clear message.

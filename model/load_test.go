@@ -211,17 +211,9 @@ func FuzzParseSafetensors(f *testing.F) {
 		}
 		for _, tv := range st.Tensors() {
 			v := tv.TensorView
-			if uint64(len(v.Data())) != uint64(NumElements(intShape(v.Shape())))*v.DType().Size() {
+			if uint64(len(v.Data())) != uint64(NumElements(ShapeOf(v)))*v.DType().Size() {
 				t.Fatalf("tensor %q: %d bytes for shape %v", tv.Name, len(v.Data()), v.Shape())
 			}
 		}
 	})
-}
-
-func intShape(s []uint64) []int {
-	out := make([]int, len(s))
-	for i, d := range s {
-		out[i] = int(d)
-	}
-	return out
 }

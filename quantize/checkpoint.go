@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/gpuquant/gpuquant/model"
@@ -294,7 +295,7 @@ func paramFromViews(cfg model.Config, name string, views map[string]safetensors.
 	if got := cv.DType().String(); got != wantDT {
 		return nil, fmt.Errorf("codes have dtype %s, want %s for %d bits", got, wantDT, opt.Bits)
 	}
-	if got := shapeOf(cv); !equalInts(got, wantShape) {
+	if got := model.ShapeOf(cv); !slices.Equal(got, wantShape) {
 		return nil, fmt.Errorf("codes have shape %v, want %v", got, wantShape)
 	}
 	sv, ok := views[name+SuffixScale]
@@ -347,8 +348,8 @@ func f32Data(v safetensors.TensorView, want []int) ([]float32, error) {
 	if v.DType() != safetensors.F32 {
 		return nil, fmt.Errorf("dtype %s, want F32", v.DType())
 	}
-	got := shapeOf(v)
-	if want != nil && !equalInts(got, want) {
+	got := model.ShapeOf(v)
+	if want != nil && !slices.Equal(got, want) {
 		return nil, fmt.Errorf("shape %v, want %v (out_in layout)", got, want)
 	}
 	if want == nil && len(got) != 1 {
@@ -368,24 +369,4 @@ func f32Data(v safetensors.TensorView, want []int) ([]float32, error) {
 		}
 	}
 	return data, nil
-}
-
-func shapeOf(v safetensors.TensorView) []int {
-	s := make([]int, len(v.Shape()))
-	for i, d := range v.Shape() {
-		s[i] = int(d)
-	}
-	return s
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

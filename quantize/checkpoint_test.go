@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,7 +93,7 @@ func TestSaveOpenRoundTrip(t *testing.T) {
 					}
 					if string(a.Codes) != string(b.Codes) || string(model.F32Bytes(a.Scales)) != string(model.F32Bytes(b.Scales)) ||
 						string(model.F32Bytes(a.Zeros)) != string(model.F32Bytes(b.Zeros)) || a.GroupSize != b.GroupSize ||
-						!equalInts(a.Dims, b.Dims) || a.Scheme != b.Scheme || a.Bits != b.Bits {
+						!slices.Equal(a.Dims, b.Dims) || a.Scheme != b.Scheme || a.Bits != b.Bits {
 						t.Fatalf("%s differs after the round trip", p.Name)
 					}
 					if string(model.F32Bytes(a.Dequantize().Data)) != string(model.F32Bytes(b.Dequantize().Data)) {
@@ -100,7 +101,7 @@ func TestSaveOpenRoundTrip(t *testing.T) {
 					}
 				case *model.F32:
 					b := (*bp[i].T).(*model.F32)
-					if string(model.F32Bytes(a.Data)) != string(model.F32Bytes(b.Data)) || !equalInts(a.Dims, b.Dims) {
+					if string(model.F32Bytes(a.Data)) != string(model.F32Bytes(b.Data)) || !slices.Equal(a.Dims, b.Dims) {
 						t.Fatalf("%s differs after the round trip", p.Name)
 					}
 				}
@@ -222,7 +223,7 @@ func TestOpenCorrupted(t *testing.T) {
 	var ts []model.STensor
 	for _, nv := range st.Tensors() {
 		raw := append([]byte(nil), nv.TensorView.Data()...)
-		shape := shapeOf(nv.TensorView)
+		shape := model.ShapeOf(nv.TensorView)
 		if nv.Name == "h.0.mlp.c_fc.weight.qscale" {
 			raw, shape = raw[:len(raw)-4], []int{shape[0] - 1}
 		}

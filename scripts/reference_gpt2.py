@@ -279,16 +279,21 @@ def inputs_from_golden(golden):
     }
 
 
-def write_golden(path, golden):
-    """JSON with one logits row per line; floats are repr'd (shortest round-trip, <= 17 digits)."""
+def write_json_rows(path, obj, rows_key):
+    """JSON with one element of obj[rows_key] per line; floats are repr'd (shortest round-trip,
+    <= 17 digits)."""
     parts = []
-    for key, value in golden.items():
-        if key == "logits":
+    for key, value in obj.items():
+        if key == rows_key:
             rows = ",\n  ".join(json.dumps(row, separators=(",", ":")) for row in value)
-            parts.append(f' "logits": [\n  {rows}\n ]')
+            parts.append(f" {json.dumps(key)}: [\n  {rows}\n ]")
         else:
             parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
     Path(path).write_text("{\n" + ",\n".join(parts) + "\n}\n")
+
+
+def write_golden(path, golden):
+    write_json_rows(path, golden, "logits")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,15 +618,7 @@ def quant_goldens(folder):
 
 
 def write_quant_golden(path, golden):
-    """JSON with one quantization config per line."""
-    parts = []
-    for key, value in golden.items():
-        if key == "configs":
-            rows = ",\n  ".join(json.dumps(c, separators=(",", ":")) for c in value)
-            parts.append(f' "configs": [\n  {rows}\n ]')
-        else:
-            parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
-    Path(path).write_text("{\n" + ",\n".join(parts) + "\n}\n")
+    write_json_rows(path, golden, "configs")
 
 
 def quant_summary(name, golden):
