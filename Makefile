@@ -26,7 +26,7 @@ bench-torch: build
 # Regenerate the PyTorch goldens (needs Debian's python3-torch) and verify them.
 golden:
 	$(PYTHON) scripts/reference_gpt2.py fixtures testdata/golden
-	$(PYTHON) scripts/reference_gpt2.py quant testdata/golden
+	$(PYTHON) scripts/reference_gpt2.py quant testdata/golden/quant testdata/golden/f16-tied testdata/golden/f32-prefix testdata/golden/bf16-tied
 
 golden-check:
 	$(PYTHON) scripts/reference_gpt2.py check testdata/golden/f32-prefix testdata/golden/f16-tied testdata/golden/bf16-tied
