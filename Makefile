@@ -3,7 +3,7 @@ GO      ?= go
 PYTHON  ?= /usr/bin/python3
 MODELS  ?= models
 
-.PHONY: build test vet bench bench-torch golden golden-check fuzz demo cuda clean
+.PHONY: build test vet bench bench-torch golden golden-check fuzz demo cuda device-bundle clean
 
 build:
 	$(GO) build -o gpuquant .
@@ -14,6 +14,7 @@ vet:
 
 test: vet
 	$(GO) test ./...
+	$(MAKE) --no-print-directory test-emu
 
 # CPU benchmarks on the synthetic GPT-2 124M shape (writes $(MODELS)/synth-gpt2 once).
 bench: build
@@ -39,8 +40,78 @@ demo: build
 	test -d $(MODELS)/synth-gpt2 || ./gpuquant synth --preset gpt2 --out $(MODELS)/synth-gpt2
 	./gpuquant run --model $(MODELS)/synth-gpt2 --max-new-tokens 20 --out $(MODELS)/report
 
+# The GPU build (needs the CUDA toolkit's cuda.h and libcuda; the binary runs only where a GPU is).
 cuda:
-	@echo "The CUDA backend is not part of this build yet: see the CUDA issues. The default build is pure Go."
+	$(GO) build -tags cuda -o gpuquant-cuda .
+
+# What scripts/device-check.sh needs on a GPU machine that has no Go, in one ignored folder: the
+# cuda-tagged test binaries of the packages in CUDA_TEST_PKGS that have tests, a stripped
+# cuda-tagged gpuquant, and the script (well under the 64 MiB a lent machine takes).
+BUNDLE         ?= device-bundle
+CUDA_TEST_PKGS ?= cuda kernels gpu
+
+device-bundle:
+	rm -rf $(BUNDLE) && mkdir -p $(BUNDLE)
+	@set -e; for p in $(CUDA_TEST_PKGS); do \
+		if [ -n "$$($(GO) list -tags cuda -f '{{if or .TestGoFiles .XTestGoFiles}}yes{{end}}' ./$$p/ 2>/dev/null)" ]; then \
+			echo "$(GO) test -c -tags cuda -ldflags='-s -w' -o $(BUNDLE)/$$p.test ./$$p/"; \
+			$(GO) test -c -tags cuda -ldflags='-s -w' -o $(BUNDLE)/$$p.test ./$$p/; \
+		else \
+			echo "device-bundle: ./$$p has no tests: no $$p.test"; \
+		fi; \
+	done
+	$(GO) build -tags cuda -ldflags='-s -w' -o $(BUNDLE)/gpuquant .
+	cp scripts/device-check.sh $(BUNDLE)/
+	@ls -l $(BUNDLE)
+	@kib=$$(du -sk --apparent-size $(BUNDLE) | cut -f1); echo "device-bundle: $$kib KiB"; \
+		test $$kib -lt 65536 || { echo "device-bundle: over 64 MiB"; exit 1; }
 
 clean:
 	rm -f gpuquant
+
+# --- CUDA kernels (kernels/*.cu) -------------------------------------------------------------------
+# PTX for the GPU build: nvcc -arch=compute_80 (the driver JIT-compiles it for newer GPUs); the .ptx
+# files are committed and embedded behind the cuda tag. `make kernels-check` also compiles for sm_90
+# and prints ptxas register/shared-memory use, then fails if the committed PTX is stale.
+.PHONY: kernels kernels-check kernels-emu test-emu test-emu-asan
+NVCC      ?= nvcc
+NVCCFLAGS ?= -std=c++17
+KERNEL_CU := kernels/quant.cu kernels/gemv.cu kernels/gemm_int8.cu
+
+kernels: $(KERNEL_CU:.cu=.ptx)
+
+kernels/%.ptx: kernels/%.cu kernels/common.cuh kernels/ptx.cuh
+	$(NVCC) $(NVCCFLAGS) -arch=compute_80 -ptx $< -o $@
+
+kernels-check: kernels
+	@for f in $(KERNEL_CU); do $(NVCC) $(NVCCFLAGS) -arch=sm_90 -cubin -Xptxas -v $$f -o /dev/null 2>&1 | grep -E "entry|Used|spill" || exit 1; done
+	git diff --exit-code -- kernels/*.ptx
+
+# The kernels executed on the CPU (needs only g++ and cgo): every case vs the CPU twins in 3 schedule
+# orders, broken-kernel checks, and an "N passed, N failed" line. Part of `make test`. Go's build
+# cache cannot see the .cu files emu.cc includes, so their hash goes into the cgo flags (srchash.go,
+# and CGO_CXXFLAGS here so that no cache entry made from other sources can be reused).
+EMU_SRCS := kernels/common.cuh kernels/ptx.cuh kernels/quant.cu kernels/gemv.cu kernels/gemm_int8.cu kernels/emu/broken.cu
+kernels-emu test-emu: kernels-emu-hash
+	@mkdir -p build
+	@CGO_CXXFLAGS="-g -O2 -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)" \
+	  $(GO) test -tags cudaemu -count=1 -v ./kernels/... ./gpu/ > build/test-emu.log 2>&1; rc=$$?; \
+	  grep -E '^(ok|FAIL|cudaemu kernels:)' build/test-emu.log; \
+	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|panic|cannot|error' build/test-emu.log | head -80; fi; \
+	  grep -q 'cudaemu kernels:' build/test-emu.log || rc=1; exit $$rc
+
+.PHONY: kernels-emu-hash
+kernels-emu-hash:
+	@h=$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16); \
+	  grep -q "CUDAEMU_SRC_HASH=h$$h" kernels/emu/srchash.go || sed -i "s/CUDAEMU_SRC_HASH=h[0-9a-f]*/CUDAEMU_SRC_HASH=h$$h/" kernels/emu/srchash.go
+
+# The same harness under AddressSanitizer + UBSan: one worker thread, __shared__ as plain statics and
+# guard zones poisoned, so out-of-bounds global and shared accesses stop the run (-short skips the
+# 50257-wide W8A8 rows, minutes under ASan).
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-emu-asan: kernels-emu-hash
+	@mkdir -p build
+	@CGO_CXXFLAGS="-O1 -g $(ASAN_FLAGS) -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)" CGO_LDFLAGS="$(ASAN_FLAGS)" \
+	  $(GO) test -asan -short -tags cudaemu -count=1 -v ./kernels/emu/ > build/test-emu-asan.log 2>&1; rc=$$?; \
+	  grep -E '^(ok|FAIL|cudaemu kernels:)' build/test-emu-asan.log; \
+	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|ERROR: AddressSanitizer|runtime error' build/test-emu-asan.log | head -80; fi; exit $$rc

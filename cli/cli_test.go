@@ -183,7 +183,7 @@ func TestQuantizedCheckpoint(t *testing.T) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
 		}
 	}
-	if _, _, err := gpuquant(t, "", append([]string{"quantize", "--model", dir, "--out", out, "--force", "--scheme", "absmax"})...); err != nil {
+	if _, _, err := gpuquant(t, "", "quantize", "--model", dir, "--out", out, "--force", "--scheme", "absmax"); err != nil {
 		t.Fatalf("--force: %v", err)
 	}
 	if eval("--model", out)["scheme"] != "absmax" {

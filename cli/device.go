@@ -2,38 +2,21 @@ package cli
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/gpuquant/gpuquant/cpu"
+	"github.com/gpuquant/gpuquant/cuda"
 	"github.com/gpuquant/gpuquant/gpu"
 	"github.com/gpuquant/gpuquant/model"
 )
 
-// ParseDevice reads "cpu" or "cuda:N" ("cuda" alone means cuda:0); it returns -1 for the CPU.
-func ParseDevice(s string) (int, error) {
-	switch {
-	case s == "cpu":
-		return -1, nil
-	case s == "cuda":
-		return 0, nil
-	case strings.HasPrefix(s, "cuda:"):
-		n, err := strconv.Atoi(s[len("cuda:"):])
-		if err == nil && n >= 0 {
-			return n, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown device %q (want cpu or cuda:N, e.g. cuda:0)", s)
-}
-
-// openBackend returns the backend for a device string.
+// openBackend returns the backend for a device string: "cpu" or "cuda:N".
 func openBackend(device string, opt cpu.Options) (model.Ops, error) {
-	idx, err := ParseDevice(device)
-	if err != nil {
-		return nil, err
-	}
-	if idx < 0 {
+	if device == "cpu" {
 		return cpu.NewWith(opt)
+	}
+	idx, err := cuda.ParseDevice(device)
+	if err != nil {
+		return nil, fmt.Errorf("unknown device %q (want cpu or cuda:N, e.g. cuda:0)", device)
 	}
 	return gpu.New(idx)
 }

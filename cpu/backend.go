@@ -90,24 +90,7 @@ func (*Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.Te
 func (*Backend) LayerNorm(out, in model.Buf, w, b model.Tensor, eps float32) {
 	o, x := out.(*Buf), in.(*Buf)
 	g, bias := w.(*model.F32).Data, b.(*model.F32).Data
-	parallelRows(x.rows, 16, func(t int) {
-		src, dst := x.Row(t), o.Row(t)
-		var mean float32
-		for _, v := range src {
-			mean += v
-		}
-		mean /= float32(len(src))
-		var variance float32
-		for _, v := range src {
-			d := v - mean
-			variance += d * d
-		}
-		variance /= float32(len(src))
-		inv := 1 / float32(math.Sqrt(float64(variance+eps)))
-		for i, v := range src {
-			dst[i] = (v-mean)*inv*g[i] + bias[i]
-		}
-	})
+	parallelRows(x.rows, 16, func(t int) { layerNormVec(o.Row(t), x.Row(t), g, bias, eps) })
 }
 
 func (be *Backend) Linear(out, in model.Buf, w, b model.Tensor) {
@@ -137,33 +120,40 @@ func (be *Backend) linearKernel(w model.Tensor) (func(out, in, bias []float32, T
 // GELU is GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 func (*Backend) GELU(x model.Buf) {
 	b := x.(*Buf)
-	const s = 0.7978845608028654 // √(2/π)
-	parallelRows(b.rows, 4, func(t int) {
-		row := b.Row(t)
-		for i, v := range row {
-			row[i] = 0.5 * v * (1 + tanhf(s*(v+0.044715*v*v*v)))
-		}
-	})
+	parallelRows(b.rows, 4, func(t int) { geluVec(b.Row(t)) })
 }
 
 func (*Backend) Add(x, y model.Buf) {
 	a, b := x.(*Buf), y.(*Buf)
-	for i, v := range b.Data {
-		a.Data[i] += v
-	}
+	const chunk = 1 << 14
+	n := len(a.Data)
+	parallelFor((n+chunk-1)/chunk, 4, func(lo, hi int) {
+		addVec(a.Data[lo*chunk:min(hi*chunk, n)], b.Data[lo*chunk:min(hi*chunk, n)])
+	})
 }
 
 func (*Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
 	l := logits.(*Buf)
 	parallelRows(l.rows, 1, func(t int) {
 		row := l.Row(t)
-		m := row[0]
-		for _, v := range row {
-			m = max(m, v)
-		}
+		m := maxVec(row)
+		var buf [512]float32
 		var sum float64
-		for _, v := range row {
-			sum += float64(expf(v - m))
+		for lo := 0; lo < len(row); lo += len(buf) {
+			e := buf[:min(len(buf), len(row)-lo)]
+			expScaleSum(e, row[lo:lo+len(e)], m, 1)
+			var s0, s1, s2, s3 float64
+			i := 0
+			for ; i+4 <= len(e); i += 4 {
+				s0 += float64(e[i])
+				s1 += float64(e[i+1])
+				s2 += float64(e[i+2])
+				s3 += float64(e[i+3])
+			}
+			for ; i < len(e); i++ {
+				s0 += float64(e[i])
+			}
+			sum += (s0 + s1) + (s2 + s3)
 		}
 		dst[t] = float64(m) + math.Log(sum) - float64(row[targets[t]])
 	})

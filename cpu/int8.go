@@ -46,24 +46,20 @@ const w8MR = 6
 // where the last term is skipped when zi == nil and xs[j] = Σ_{k∈group j} x[k]. Each group's
 // sum is accumulated in float32 in increasing k.
 func qGemvGo(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float32) {
+	if bits == 4 {
+		q4GemvGo(rows, c, g, 0, codes, x, invs, zi, xs, out)
+		return
+	}
 	gpr := c / g
 	x = x[:c]
 	for r := 0; r < rows; r++ {
 		var acc, zacc float32
 		for j := 0; j < gpr; j++ {
 			xg := x[j*g : (j+1)*g]
+			cg := codes[r*c+j*g : r*c+(j+1)*g]
 			var s float32
-			if bits == 8 {
-				cg := codes[r*c+j*g : r*c+(j+1)*g]
-				for k, v := range xg {
-					s += float32(int8(cg[k])) * v
-				}
-			} else {
-				cg := codes[(r*c+j*g)/2 : (r*c+(j+1)*g)/2]
-				for k := 0; k < g; k += 2 {
-					b := cg[k/2]
-					s += float32(b&15)*xg[k] + float32(b>>4)*xg[k+1]
-				}
+			for k, v := range xg {
+				s += float32(int8(cg[k])) * v
 			}
 			acc += invs[r*gpr+j] * s
 			if zi != nil {
@@ -74,12 +70,34 @@ func qGemvGo(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float32)
 	}
 }
 
-// qGemv dispatches qGemvGo's contract to the selected path. Callers guarantee c%g == 0 and, for
-// bits 4, that g is even.
-func qGemv(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float32) {
-	if rows <= 0 {
-		return
+// q4GemvGo is the pure-Go reference for the 4-bit GEMV: qGemvGo's contract for bits 4 with
+// code(r, k) = nibble − off (off is 0 or 8: with 8 the code is the signed value the nibble
+// stores, so zi needs no +8 term).
+func q4GemvGo(rows, c, g, off int, codes []byte, x, invs, zi, xs, out []float32) {
+	gpr := c / g
+	x = x[:c]
+	fo := float32(off)
+	for r := 0; r < rows; r++ {
+		var acc, zacc float32
+		for j := 0; j < gpr; j++ {
+			xg := x[j*g : (j+1)*g]
+			cg := codes[(r*c+j*g)/2 : (r*c+(j+1)*g)/2]
+			var s float32
+			for k := 0; k < g; k += 2 {
+				b := cg[k/2]
+				s += (float32(b&15)-fo)*xg[k] + (float32(b>>4)-fo)*xg[k+1]
+			}
+			acc += invs[r*gpr+j] * s
+			if zi != nil {
+				zacc += zi[r*gpr+j] * xs[j]
+			}
+		}
+		out[r] = acc - zacc
 	}
+}
+
+// qGemvCheck bounds-checks qGemv's arguments once (the assembly reads through raw pointers).
+func qGemvCheck(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float32) {
 	gpr := c / g
 	_ = out[rows-1]
 	_ = invs[rows*gpr-1]
@@ -89,18 +107,44 @@ func qGemv(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float32) {
 		_ = xs[gpr-1]
 	}
 	_ = codes[(rows*c*bits+7)/8-1]
+}
+
+// qGemv dispatches qGemvGo's contract to the selected path. Callers guarantee c%g == 0 and, for
+// bits 4, that g is even.
+func qGemv(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float32) {
+	if bits == 4 {
+		q4Gemv(rows, c, g, 0, codes, x, invs, zi, xs, out)
+		return
+	}
+	if rows <= 0 {
+		return
+	}
+	qGemvCheck(bits, rows, c, g, codes, x, invs, zi, xs, out)
 	if woISA == woGo || !qGemvArchOK(bits, g) {
 		qGemvGo(bits, rows, c, g, codes, x, invs, zi, xs, out)
 		return
 	}
-	if bits == 4 {
-		p := getF32(c)
-		q4Perm(*p, x)
-		qGemvArch(bits, rows, c, g, codes, *p, invs, zi, xs, out)
-		f32Pool.Put(p)
+	qGemvArch(bits, rows, c, g, codes, x, invs, zi, xs, out)
+}
+
+// q4Gemv dispatches q4GemvGo's contract (off 0 or 8) to the selected path. Callers guarantee
+// c%g == 0 and g even.
+func q4Gemv(rows, c, g, off int, codes []byte, x, invs, zi, xs, out []float32) {
+	if rows <= 0 {
 		return
 	}
-	qGemvArch(bits, rows, c, g, codes, x, invs, zi, xs, out)
+	if off != 0 && off != 8 {
+		panic("cpu: 4-bit code offset must be 0 or 8")
+	}
+	qGemvCheck(4, rows, c, g, codes, x, invs, zi, xs, out)
+	if woISA == woGo || !qGemvArchOK(4, g) {
+		q4GemvGo(rows, c, g, off, codes, x, invs, zi, xs, out)
+		return
+	}
+	p := getF32(c)
+	q4Perm(*p, x)
+	q4GemvArch(rows, c, g, off, codes, *p, invs, zi, xs, out)
+	f32Pool.Put(p)
 }
 
 // q4Perm writes x in the nibble order the 4-bit assembly GEMVs read (len(x) a multiple of 32):

@@ -57,22 +57,67 @@ func availableW8ISAs() []int {
 func qGemvArchOK(bits, g int) bool { return g%32 == 0 }
 
 func qGemvArch(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float32) {
+	if bits == 4 {
+		q4GemvArch(rows, c, g, 0, codes, x, invs, zi, xs, out)
+		return
+	}
 	var zp, xsp *float32
 	if zi != nil {
 		zp, xsp = &zi[0], &xs[0]
 	}
-	switch {
-	case woISA == woAVX512 && bits == 4 && g == 32 && zi != nil:
-		q4g32AVX512(rows, c/32, &codes[0], &x[0], &invs[0], zp, xsp, &out[0])
-	case woISA == woAVX512 && bits == 8:
+	if woISA == woAVX512 {
 		q8gemvAVX512(rows, c, g, &codes[0], &x[0], &invs[0], zp, xsp, &out[0])
-	case woISA == woAVX512:
-		q4gemvAVX512(rows, c, g, &codes[0], &x[0], &invs[0], zp, xsp, &out[0])
-	case bits == 8:
-		q8gemvAVX2(rows, c, g, &codes[0], &x[0], &invs[0], zp, xsp, &out[0])
-	default:
-		q4gemvAVX2(rows, c, g, &codes[0], &x[0], &invs[0], zp, xsp, &out[0])
+		return
 	}
+	q8gemvAVX2(rows, c, g, &codes[0], &x[0], &invs[0], zp, xsp, &out[0])
+}
+
+// q4Tables are the nibble → float tables of q4gemv4AVX512: value n − off for off 0 and 8.
+var q4Tables = [2][16]float32{
+	{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+	{-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7},
+}
+
+// q4GemvArch runs q4GemvGo's contract on x in nibble order (q4Perm) with the selected assembly.
+// The AVX-512 kernel takes four rows per pass: a ragged end is covered by one more pass over the
+// last four rows (recomputing some, identically), and fewer than four rows are padded.
+func q4GemvArch(rows, c, g, off int, codes []byte, x, invs, zi, xs, out []float32) {
+	var zp, xsp *float32
+	if zi != nil {
+		zp, xsp = &zi[0], &xs[0]
+	}
+	if woISA != woAVX512 {
+		q4gemvAVX2(rows, c, g, &codes[0], &x[0], &invs[0], zp, xsp, &out[0], int32(off))
+		return
+	}
+	gpr := c / g
+	tbl := &q4Tables[off/8][0]
+	zmask := uint16(1<<(gpr%16) - 1)
+	cb := c / 2
+	if rows >= 4 {
+		n := rows &^ 3
+		q4gemv4AVX512(n, c, g, gpr, &codes[0], &x[0], &invs[0], zp, xsp, tbl, &out[0], zmask)
+		if n < rows {
+			r0 := rows - 4
+			if zi != nil {
+				zp = &zi[r0*gpr]
+			}
+			q4gemv4AVX512(4, c, g, gpr, &codes[r0*cb], &x[0], &invs[r0*gpr], zp, xsp, tbl, &out[r0], zmask)
+		}
+		return
+	}
+	pc := make([]byte, 4*cb)
+	copy(pc, codes[:rows*cb])
+	pi := make([]float32, 4*gpr)
+	copy(pi, invs[:rows*gpr])
+	if zi != nil {
+		pz := make([]float32, 4*gpr)
+		copy(pz, zi[:rows*gpr])
+		zp = &pz[0]
+	}
+	var o [4]float32
+	q4gemv4AVX512(4, c, g, gpr, &pc[0], &x[0], &pi[0], zp, xsp, tbl, &o[0], zmask)
+	copy(out[:rows], o[:rows])
 }
 
 // i8DotsArchOK reports whether the assembly W8A8 tiles handle c and g (4 channels per step).
@@ -80,25 +125,27 @@ func i8DotsArchOK(c, g int) bool { return c%4 == 0 && g%4 == 0 }
 
 // Assembly kernels (int8_amd64.s).
 
-// q{8,4}gemv{AVX512,AVX2} implement qGemvGo's contract for g a multiple of 32; zi (and xs) may
-// be nil.
+// q8gemv{AVX512,AVX2} implement qGemvGo's contract for bits 8 and g a multiple of 32; zi (and
+// xs) may be nil.
 //
 //go:noescape
 func q8gemvAVX512(rows, c, gs int, codes *byte, x, invs, zi, xs, out *float32)
 
 //go:noescape
-func q4gemvAVX512(rows, c, gs int, codes *byte, x, invs, zi, xs, out *float32)
-
-// q4g32AVX512 is q4gemvAVX512 for g == 32 with zi != nil.
-//
-//go:noescape
-func q4g32AVX512(rows, gpr int, codes *byte, x, invs, zi, xs, out *float32)
-
-//go:noescape
 func q8gemvAVX2(rows, c, gs int, codes *byte, x, invs, zi, xs, out *float32)
 
+// q4gemvAVX2 implements q4GemvGo's contract (x in nibble order) for g a multiple of 32, one row
+// at a time.
+//
 //go:noescape
-func q4gemvAVX2(rows, c, gs int, codes *byte, x, invs, zi, xs, out *float32)
+func q4gemvAVX2(rows, c, gs int, codes *byte, x, invs, zi, xs, out *float32, off int32)
+
+// q4gemv4AVX512 implements q4GemvGo's contract (x in nibble order) for g a multiple of 32 and
+// rows a multiple of 4, four rows per pass; tbl is q4Tables[off/8], gpr = c/g and zmask =
+// 1<<(gpr%16) − 1.
+//
+//go:noescape
+func q4gemv4AVX512(rows, c, gs, gpr int, codes *byte, x, invs, zi, xs, tbl, out *float32, zmask uint16)
 
 // i8dotsVNNI computes one W8A8 tile of w8MR tokens × w8Panel rows: for each of ngroups groups of
 // 4·gsteps channels, out[grp][t][j] = Σ (a[t][k] ^ 0x80)·w[j][k] − wcorr[grp][j], where a[t] points

@@ -3,7 +3,9 @@
 #include "textflag.h"
 
 // ---------------------------------------------------------------------------
-// Weight-only GEMV: func q{8,4}gemv{AVX512,AVX2}(rows, c, g int, codes *byte, x, invs, zi, xs, out *float32)
+// Weight-only GEMV: func q8gemv{AVX512,AVX2}(rows, c, g int, codes *byte, x, invs, zi, xs, out *float32)
+// and func q4gemvAVX2(rows, c, g int, codes *byte, x, invs, zi, xs, out *float32, off int32), whose
+// code is the nibble − off. (The 4-bit AVX-512 kernel, q4gemv4AVX512, is further down.)
 //
 // For 4 bits, x must be in nibble order (q4Perm): within each block of 32 values the 16 even
 // ones, then the 16 odd ones, so that the low and high nibbles of 16 code bytes, zero-extended to
@@ -105,70 +107,6 @@ q8z_nz:
 	VZEROUPPER
 	RET
 
-TEXT ·q4gemvAVX512(SB), NOSPLIT, $0-72
-	GEMV_PROLOGUE
-	VPBROADCASTD X15, Z15
-
-q4z_row:
-	VPXORD Z0, Z0, Z0
-	VXORPS X5, X5, X5
-	MOVQ   R11, DI
-	MOVQ   R14, R8
-	MOVQ   R9, AX
-
-q4z_group:
-	// First 32 values of the group initialise the two accumulators.
-	VPMOVZXBD   (SI), Z3
-	VPSRLD      $4, Z3, Z4
-	VPANDD      Z15, Z3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VCVTDQ2PS   Z4, Z4
-	VMULPS      (DI), Z3, Z1
-	VMULPS      64(DI), Z4, Z2
-	ADDQ        $16, SI
-	ADDQ        $128, DI
-	MOVQ        R10, CX
-	SUBQ        $32, CX
-	JZ          q4z_gend
-
-q4z_k:
-	VPMOVZXBD   (SI), Z3
-	VPSRLD      $4, Z3, Z4
-	VPANDD      Z15, Z3, Z3
-	VCVTDQ2PS   Z3, Z3
-	VCVTDQ2PS   Z4, Z4
-	VFMADD231PS (DI), Z3, Z1
-	VFMADD231PS 64(DI), Z4, Z2
-	ADDQ        $16, SI
-	ADDQ        $128, DI
-	SUBQ        $32, CX
-	JNZ         q4z_k
-
-q4z_gend:
-	VADDPS      Z2, Z1, Z1
-	GROUP_SCALE(Z1, Z0, Z6)
-	TESTQ       R13, R13
-	JZ          q4z_nz
-	GROUP_ZERO
-
-q4z_nz:
-	SUBQ        R10, AX
-	JNZ         q4z_group
-
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VSUBSS        X5, X0, X0
-	VMOVSS        X0, (DX)
-	ADDQ          $4, DX
-	DECQ          BX
-	JNZ           q4z_row
-	VZEROUPPER
-	RET
-
 TEXT ·q8gemvAVX2(SB), NOSPLIT, $0-72
 	GEMV_PROLOGUE
 
@@ -223,9 +161,12 @@ q8y_nz:
 	VZEROUPPER
 	RET
 
-TEXT ·q4gemvAVX2(SB), NOSPLIT, $0-72
+TEXT ·q4gemvAVX2(SB), NOSPLIT, $0-76
 	GEMV_PROLOGUE
 	VPBROADCASTD X15, Y15
+	MOVL         off+72(FP), AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
 
 q4y_row:
 	VXORPS Y0, Y0, Y0
@@ -246,6 +187,10 @@ q4y_k:
 	VPSRLD      $4, Y8, Y9
 	VPAND       Y15, Y3, Y3
 	VPAND       Y15, Y8, Y8
+	VPSUBD      Y14, Y3, Y3
+	VPSUBD      Y14, Y4, Y4
+	VPSUBD      Y14, Y8, Y8
+	VPSUBD      Y14, Y9, Y9
 	VCVTDQ2PS   Y3, Y3
 	VCVTDQ2PS   Y4, Y4
 	VCVTDQ2PS   Y8, Y8
@@ -277,6 +222,175 @@ q4y_nz:
 	ADDQ         $4, DX
 	DECQ         BX
 	JNZ          q4y_row
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
+// func q4gemv4AVX512(rows, c, gs, gpr int, codes *byte, x, invs, zi, xs, tbl, out *float32, zmask uint16)
+//
+// 4-bit weight-only GEMV, four rows per pass (rows a multiple of 4): the two x vectors of each
+// block of 32 values are loaded once for the four rows, and the four rows' dependency chains
+// interleave. Nibbles become floats with one VPERMPS each: the zero-extended code byte indexes the
+// 16-float table tbl (VPERMPS reads the low 4 bits of each index, so the low nibble needs no
+// mask and the high one only a shift); tbl[n] = n − off folds the +8 storage offset in.
+// x is in nibble order (q4Perm). Per group (gs values, a multiple of 32) the sum Σ tbl[code]·x
+// is scaled into the row accumulator with the row's invs[j]; when zi != nil, zi[r][j]·xs[j] is
+// subtracted lane-wise (16 groups per step, the last gpr%16 under the mask zmask) before the
+// horizontal sum. The four sums are reduced together and stored as one 16-byte vector.
+//
+// BX rows left, DX out, SI/AX codes of rows 0/1 (rows 2/3 at +2·R8), R8 bytes per row, DI x
+// cursor, R9 x end, R10 group end, R11 group bytes of x, R12 invs of row 0 (rows 1..3 at
+// +CX, +2·CX, +R13), CX gpr·4, R13 3·gpr·4, R14 prefetch cursor. Z31 table, Z16/Z17 x, Z0-Z3
+// group sums, Z4-Z7 row accumulators, Z8-Z15 temporaries.
+
+#define Q4ROW_FIRST(addr, t, u, acc) \
+	VPMOVZXBD addr, t; \
+	VPSRLD    $4, t, u; \
+	VPERMPS   Z31, t, t; \
+	VPERMPS   Z31, u, u; \
+	VMULPS    Z16, t, acc; \
+	VFMADD231PS Z17, u, acc
+
+#define Q4ROW_NEXT(addr, t, u, acc) \
+	VPMOVZXBD addr, t; \
+	VPSRLD    $4, t, u; \
+	VPERMPS   Z31, t, t; \
+	VPERMPS   Z31, u, u; \
+	VFMADD231PS Z16, t, acc; \
+	VFMADD231PS Z17, u, acc
+
+TEXT ·q4gemv4AVX512(SB), NOSPLIT, $0-90
+	MOVQ rows+0(FP), BX
+	MOVQ c+8(FP), R8
+	SHRQ $1, R8
+	MOVQ gs+16(FP), R11
+	SHLQ $2, R11
+	MOVQ gpr+24(FP), CX
+	SHLQ $2, CX
+	LEAQ (CX)(CX*2), R13
+	MOVQ codes+32(FP), SI
+	MOVQ invs+48(FP), R12
+	MOVQ tbl+72(FP), AX
+	VMOVUPS (AX), Z31
+	MOVQ out+80(FP), DX
+	KMOVW zmask+88(FP), K1
+
+q4x_block:
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   x+40(FP), DI
+	MOVQ   c+8(FP), R9
+	LEAQ   (DI)(R9*4), R9
+	LEAQ   (SI)(R8*1), AX
+	MOVQ   R8, R14
+	SHLQ   $3, R14
+	ADDQ   SI, R14
+
+q4x_group:
+	// Software prefetch: R14 sweeps the codes of the block after next, one line per 32-value
+	// step (the 4×16 bytes a step reads). The four interleaved row streams alone leave the
+	// hardware prefetcher well short of the bandwidth a single stream gets.
+	PREFETCHT0 (R14)
+	ADDQ       $64, R14
+	LEAQ       (DI)(R11*1), R10
+	VMOVUPS (DI), Z16
+	VMOVUPS 64(DI), Z17
+	Q4ROW_FIRST((SI), Z8, Z9, Z0)
+	Q4ROW_FIRST((AX), Z10, Z11, Z1)
+	Q4ROW_FIRST((SI)(R8*2), Z12, Z13, Z2)
+	Q4ROW_FIRST((AX)(R8*2), Z14, Z15, Z3)
+	ADDQ    $16, SI
+	ADDQ    $16, AX
+	ADDQ    $128, DI
+	CMPQ    DI, R10
+	JEQ     q4x_gend
+
+q4x_k:
+	PREFETCHT0 (R14)
+	ADDQ       $64, R14
+	VMOVUPS (DI), Z16
+	VMOVUPS 64(DI), Z17
+	Q4ROW_NEXT((SI), Z8, Z9, Z0)
+	Q4ROW_NEXT((AX), Z10, Z11, Z1)
+	Q4ROW_NEXT((SI)(R8*2), Z12, Z13, Z2)
+	Q4ROW_NEXT((AX)(R8*2), Z14, Z15, Z3)
+	ADDQ    $16, SI
+	ADDQ    $16, AX
+	ADDQ    $128, DI
+	CMPQ    DI, R10
+	JNE     q4x_k
+
+q4x_gend:
+	VFMADD231PS.BCST (R12), Z0, Z4
+	VFMADD231PS.BCST (R12)(CX*1), Z1, Z5
+	VFMADD231PS.BCST (R12)(CX*2), Z2, Z6
+	VFMADD231PS.BCST (R12)(R13*1), Z3, Z7
+	ADDQ             $4, R12
+	CMPQ             DI, R9
+	JNE              q4x_group
+
+	// Zero term: R9 = zi of row 0 of this block, DI = xs, R10 = full 16-group steps.
+	MOVQ  zi+56(FP), R10
+	TESTQ R10, R10
+	JZ    q4x_reduce
+	MOVQ  R12, R9
+	SUBQ  CX, R9
+	SUBQ  invs+48(FP), R9
+	ADDQ  R10, R9
+	MOVQ  xs+64(FP), DI
+	MOVQ  gpr+24(FP), R10
+	SHRQ  $4, R10
+	JZ    q4x_ztail
+
+q4x_zk:
+	VMOVUPS      (DI), Z16
+	VFNMADD231PS (R9), Z16, Z4
+	VFNMADD231PS (R9)(CX*1), Z16, Z5
+	VFNMADD231PS (R9)(CX*2), Z16, Z6
+	VFNMADD231PS (R9)(R13*1), Z16, Z7
+	ADDQ         $64, DI
+	ADDQ         $64, R9
+	DECQ         R10
+	JNZ          q4x_zk
+
+q4x_ztail:
+	KORTESTW     K1, K1
+	JZ           q4x_reduce
+	VMOVUPS.Z    (DI), K1, Z16
+	VMOVUPS.Z    (R9), K1, Z8
+	VMOVUPS.Z    (R9)(CX*1), K1, Z9
+	VMOVUPS.Z    (R9)(CX*2), K1, Z10
+	VMOVUPS.Z    (R9)(R13*1), K1, Z11
+	VFNMADD231PS Z8, Z16, Z4
+	VFNMADD231PS Z9, Z16, Z5
+	VFNMADD231PS Z10, Z16, Z6
+	VFNMADD231PS Z11, Z16, Z7
+
+q4x_reduce:
+	VEXTRACTF64X4 $1, Z4, Y8
+	VEXTRACTF64X4 $1, Z5, Y9
+	VEXTRACTF64X4 $1, Z6, Y10
+	VEXTRACTF64X4 $1, Z7, Y11
+	VADDPS        Y8, Y4, Y4
+	VADDPS        Y9, Y5, Y5
+	VADDPS        Y10, Y6, Y6
+	VADDPS        Y11, Y7, Y7
+	VHADDPS       Y5, Y4, Y4
+	VHADDPS       Y7, Y6, Y6
+	VHADDPS       Y6, Y4, Y4
+	VEXTRACTF128  $1, Y4, X8
+	VADDPS        X8, X4, X4
+	VMOVUPS       X4, (DX)
+	ADDQ          $16, DX
+
+	// Next block: rows 4..7 from here (SI is at row 1, R12 at invs of row 1).
+	LEAQ (SI)(R8*2), SI
+	ADDQ R8, SI
+	ADDQ R13, R12
+	SUBQ $4, BX
+	JNZ  q4x_block
 	VZEROUPPER
 	RET
 
@@ -578,64 +692,6 @@ ey_next:
 	VMOVUPS Y1, 128(DI)
 	VMOVUPS Y2, 256(DI)
 	VMOVUPS Y3, 384(DI)
-	VZEROUPPER
-	RET
-
-// ---------------------------------------------------------------------------
-// func q4g32AVX512(rows, gpr int, codes *byte, x, invs, zi, xs, out *float32)
-//
-// q4gemvAVX512 specialised to groups of 32 with zero terms (every 4-bit tensor has them, for the
-// +8 offset): one group per iteration, no inner loop. x in nibble order. BX indexes invs/zi
-// (runs over all rows), AX the group within the row (xs, x).
-TEXT ·q4g32AVX512(SB), NOSPLIT, $0-64
-	MOVQ rows+0(FP), R10
-	MOVQ gpr+8(FP), R9
-	MOVQ codes+16(FP), SI
-	MOVQ x+24(FP), R11
-	MOVQ invs+32(FP), R12
-	MOVQ zi+40(FP), R13
-	MOVQ xs+48(FP), R14
-	MOVQ out+56(FP), DX
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Z15
-	XORQ BX, BX
-
-q4g_row:
-	VPXORD Z0, Z0, Z0
-	VXORPS X5, X5, X5
-	MOVQ   R11, DI
-	XORQ   AX, AX
-
-q4g_grp:
-	VPMOVZXBD        (SI), Z3
-	VPSRLD           $4, Z3, Z4
-	VPANDD           Z15, Z3, Z3
-	VCVTDQ2PS        Z3, Z3
-	VCVTDQ2PS        Z4, Z4
-	VMULPS           (DI), Z3, Z1
-	VFMADD231PS      64(DI), Z4, Z1
-	VFMADD231PS.BCST (R12)(BX*4), Z1, Z0
-	VMOVSS           (R13)(BX*4), X7
-	VFMADD231SS      (R14)(AX*4), X7, X5
-	ADDQ             $16, SI
-	ADDQ             $128, DI
-	INCQ             BX
-	INCQ             AX
-	CMPQ             AX, R9
-	JLT              q4g_grp
-
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VSUBSS        X5, X0, X0
-	VMOVSS        X0, (DX)
-	ADDQ          $4, DX
-	DECQ          R10
-	JNZ           q4g_row
 	VZEROUPPER
 	RET
 

@@ -16,6 +16,10 @@ func qGemvArch(bits, rows, c, g int, codes []byte, x, invs, zi, xs, out []float3
 	qGemvGo(bits, rows, c, g, codes, x, invs, zi, xs, out)
 }
 
+func q4GemvArch(rows, c, g, off int, codes []byte, x, invs, zi, xs, out []float32) {
+	q4GemvGo(rows, c, g, off, codes, x, invs, zi, xs, out)
+}
+
 func i8DotsArchOK(c, g int) bool { return false }
 
 func i8DotsArch(mr, c, gpr, g int, a8 []byte, a16 []int16, bp []byte, wcorr []int32, out []int32) {

@@ -3,8 +3,11 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gpuquant/gpuquant/quantize"
 )
@@ -121,9 +124,9 @@ func TestQGemvPaths(t *testing.T) {
 	saved := woISA
 	defer func() { woISA = saved }()
 	for _, bits := range []int{8, 4} {
-		for _, cg := range [][2]int{{32, 32}, {64, 32}, {96, 96}, {768, 64}, {768, 768}} {
+		for _, cg := range [][2]int{{32, 32}, {64, 32}, {96, 96}, {768, 64}, {768, 768}, {768, 32}, {512, 32}} {
 			c, g := cg[0], cg[1]
-			rows := 1 + r.IntN(9)
+			rows := 1 + r.IntN(13)
 			codes := make([]byte, rows*c*bits/8)
 			for i := range codes {
 				codes[i] = byte(r.IntN(256))
@@ -169,4 +172,155 @@ func TestQGemvPaths(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkQGemvKernel times one thread of the weight-only GEMV inner kernels on a 768×768
+// matrix that stays in L2 (compute, not memory), in values per ns.
+// TestQ4GemvOffsets checks q4Gemv (the 4-bit kernels, with the code read as nibble − off for off
+// 0 and 8, with and without the zero term) on every path against q4GemvGo, for ragged row counts
+// (fewer than, and not a multiple of, the AVX-512 kernel's four rows), group sizes 32, 64 and the
+// whole row, and more than 16 groups per row (the zero term's masked tail). Outputs start as NaN.
+func TestQ4GemvOffsets(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	saved := woISA
+	defer func() { woISA = saved }()
+	for _, cg := range [][2]int{{32, 32}, {64, 32}, {128, 64}, {96, 96}, {768, 32}, {768, 64}, {768, 768}, {1024, 32}, {3072, 32}} {
+		c, g := cg[0], cg[1]
+		gpr := c / g
+		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 13, 33} {
+			codes := make([]byte, rows*c/2)
+			for i := range codes {
+				codes[i] = byte(r.IntN(256))
+			}
+			x := randVec(r, c)
+			invs, zi, xs := randVec(r, rows*gpr), randVec(r, rows*gpr), randVec(r, gpr)
+			for _, off := range []int{0, 8} {
+				for _, withZero := range []bool{false, true} {
+					z, s := zi, xs
+					if !withZero {
+						z, s = nil, nil
+					}
+					want := make([]float32, rows)
+					q4GemvGo(rows, c, g, off, codes, x, invs, z, s, want)
+					for _, l := range availableWOISAs() {
+						woISA = l
+						got := nanVec(rows + 1)
+						q4Gemv(rows, c, g, off, codes, x, invs, z, s, got[:rows])
+						if !math.IsNaN(float64(got[rows])) {
+							t.Fatalf("c%d g%d rows %d off %d %s: wrote past the output", c, g, rows, off, woNames[l])
+						}
+						for i := 0; i < rows; i++ {
+							var a float64
+							for k := 0; k < c; k++ {
+								e := i*c + k
+								n := float64(codes[e/2]>>(4*(e%2))&15) - float64(off)
+								a += math.Abs(n * float64(x[k]) * float64(invs[i*gpr+k/g]))
+							}
+							if z != nil {
+								for j := range s {
+									a += math.Abs(float64(z[i*gpr+j] * s[j]))
+								}
+							}
+							if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-5*a) {
+								t.Fatalf("c%d g%d rows %d off %d zero=%v %s: row %d = %v, want %v", c, g, rows, off, withZero, woNames[l], i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkQGemvKernel(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const rows, c = 768, 768
+	for _, tc := range []struct {
+		name      string
+		bits, g   int
+		off       int
+		withZeros bool
+	}{
+		{"q8-channel", 8, c, 0, false},
+		{"q4-g32-signed", 4, 32, 8, false},
+		{"q4-g32-zero", 4, 32, 0, true},
+		{"q4-channel-signed", 4, c, 8, false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			codes := make([]byte, rows*c*tc.bits/8)
+			for i := range codes {
+				codes[i] = byte(r.IntN(256))
+			}
+			gpr := c / tc.g
+			x, invs := randVec(r, c), randVec(r, rows*gpr)
+			var zi, xs []float32
+			if tc.withZeros {
+				zi, xs = randVec(r, rows*gpr), randVec(r, gpr)
+			}
+			out := make([]float32, rows)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c0 := threadCPU()
+			for b.Loop() {
+				if tc.bits == 4 {
+					q4Gemv(rows, c, tc.g, tc.off, codes, x, invs, zi, xs, out)
+				} else {
+					qGemv(8, rows, c, tc.g, codes, x, invs, zi, xs, out)
+				}
+			}
+			// Thread CPU time, not wall time: the figure holds on a machine shared with other jobs.
+			b.ReportMetric(float64(rows*c)*float64(b.N)/float64(threadCPU()-c0), "values/cpu-ns")
+		})
+	}
+}
+
+// BenchmarkQGemvStream times one GEMV of GPT-2's 768→3072 shape on all cores with the weights
+// cycled through ≥ 128 MB of copies (DRAM-bound), and reports the fastest call (robust to a busy
+// machine) next to the mean.
+func BenchmarkQGemvStream(b *testing.B) {
+	const oc, c = 3072, 768
+	for _, tc := range []struct {
+		name   string
+		bits   int
+		g      int
+		scheme quantize.Scheme
+	}{
+		{"q8-channel", 8, c, quantize.Absmax},
+		{"q4-g32-absmax", 4, 32, quantize.Absmax},
+		{"q4-g32-zero", 4, 32, quantize.ZeroPoint},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(7, 8))
+			w := randQTensor(r, oc, c, tc.bits, tc.g, tc.scheme)
+			ws := benchWeights(w, 128<<20)
+			qs := make([]*qweight, len(ws))
+			for i, t := range ws {
+				q, err := prepareQ(t.(*quantize.Tensor))
+				if err != nil {
+					b.Fatal(err)
+				}
+				qs[i] = q
+			}
+			in, out := randVec(r, c), make([]float32, oc)
+			best := time.Duration(1 << 62)
+			i := 0
+			for b.Loop() {
+				t0 := time.Now()
+				qGemvLinear(qs[i%len(qs)], out, in, nil, 1)
+				best = min(best, time.Since(t0))
+				i++
+			}
+			b.ReportMetric(float64(best.Nanoseconds())/1e3, "best-µs")
+			b.ReportMetric(float64(w.Bytes())/float64(best.Nanoseconds()), "best-GB/s")
+		})
+	}
+}
+
+// threadCPU is the calling thread's CPU time in ns (Linux; 0 elsewhere).
+func threadCPU() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru) != nil {
+		return 0
+	}
+	return syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)
 }

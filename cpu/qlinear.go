@@ -272,8 +272,14 @@ func woKernelName(q *qweight, what string) string {
 // split over all cores.
 func qGemvLinear(q *qweight, out, in, bias []float32, T int) string {
 	c, oc, gpr := q.c, q.oc, q.gpr
+	// 4-bit codes without zero-points are read as signed (nibble − 8), so the +8 term of q.zi
+	// (8/scale) drops out with the Σx pass: one stream less for the GEMV to read.
+	zi, off := q.zi, 0
+	if q.bits == 4 && !q.hasZeros {
+		zi, off = nil, 8
+	}
 	var xs []float32
-	if q.zi != nil {
+	if zi != nil {
 		xs = make([]float32, T*gpr)
 		for t := 0; t < T; t++ {
 			x := in[t*c : (t+1)*c]
@@ -297,12 +303,16 @@ func qGemvLinear(q *qweight, out, in, bias []float32, T int) string {
 			n := min(block, hi-r0)
 			codes := q.t.Codes[r0*c*q.bits/8:]
 			for t := 0; t < T; t++ {
-				var zi, xst []float32
-				if q.zi != nil {
-					zi, xst = q.zi[r0*gpr:], xs[t*gpr:]
+				var zr, xst []float32
+				if zi != nil {
+					zr, xst = zi[r0*gpr:], xs[t*gpr:]
 				}
 				o := out[t*oc+r0 : t*oc+r0+n]
-				qGemv(q.bits, n, c, q.g, codes, in[t*c:(t+1)*c], q.invs[r0*gpr:], zi, xst, o)
+				if q.bits == 4 {
+					q4Gemv(n, c, q.g, off, codes, in[t*c:(t+1)*c], q.invs[r0*gpr:], zr, xst, o)
+				} else {
+					qGemv(q.bits, n, c, q.g, codes, in[t*c:(t+1)*c], q.invs[r0*gpr:], zr, xst, o)
+				}
 				if bias != nil {
 					for i, b := range bias[r0 : r0+n] {
 						o[i] += b
@@ -429,32 +439,33 @@ func quantizeActs(in []float32, T, c, g int, skip []bool, l int, withQs bool) *w
 	}
 	parallelRows(T, 8, func(t int) {
 		x := in[t*c : (t+1)*c]
-		var m float32
-		for k, v := range x {
-			if skip != nil && skip[k] {
-				continue
+		var sp *[]float32
+		if skip != nil {
+			// Skipped columns read as 0: they neither raise the max nor get a code but 0.
+			sp = getScratch(c)
+			xs := *sp
+			for k, v := range x {
+				if skip[k] {
+					v = 0
+				}
+				xs[k] = v
 			}
-			m = max(m, float32(math.Abs(float64(v))))
+			x = xs
 		}
+		m := absmaxVec(x)
 		scale := float32(1)
 		if m > 0 {
 			scale = 127 / m
 		}
 		a.inv[t] = 1 / scale
 		qa := a.qa[t*c : (t+1)*c]
-		for k, v := range x {
-			if skip != nil && skip[k] {
-				qa[k] = 0
-				continue
-			}
-			r := math.RoundToEven(float64(v * scale))
-			qa[k] = int8(min(127, max(-127, r)))
-		}
+		var u []byte
 		if a.u8 != nil {
-			u := a.u8[t*c : (t+1)*c]
-			for k, v := range qa {
-				u[k] = byte(v) ^ 0x80
-			}
+			u = a.u8[t*c : (t+1)*c]
+		}
+		quantRowVec(qa, u, x, scale)
+		if sp != nil {
+			scratch.Put(sp)
 		}
 		if a.i16 != nil {
 			w := a.i16[t*c : (t+1)*c]

@@ -427,6 +427,7 @@ func BenchmarkQLinear(b *testing.B) {
 		{"q8-channel-weight-only", KernelWeightOnly, 8, 0, quantize.Absmax},
 		{"q8-g64-weight-only", KernelWeightOnly, 8, 64, quantize.ZeroPoint},
 		{"q4-g32-weight-only", KernelWeightOnly, 4, 32, quantize.ZeroPoint},
+		{"q4-g32-absmax-weight-only", KernelWeightOnly, 4, 32, quantize.Absmax},
 		{"q4-g64-weight-only", KernelWeightOnly, 4, 64, quantize.Absmax},
 		{"w8a8-q8-channel", KernelW8A8, 8, 0, quantize.Absmax},
 		{"w8a8-q8-g64", KernelW8A8, 8, 64, quantize.ZeroPoint},

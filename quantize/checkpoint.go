@@ -100,7 +100,7 @@ func checkpointTensors(w *model.Weights, opt Options) ([]model.STensor, error) {
 			if t.Scheme != opt.Scheme || t.Bits != opt.Bits {
 				return nil, fmt.Errorf("quantize: save %s: tensor is %s int%d but the options say %s int%d", p.Name, t.Scheme, t.Bits, opt.Scheme, opt.Bits)
 			}
-			if want, err := opt.Granularity.groupSize(p.Name, t.Dims); err != nil || want != t.GroupSize {
+			if want, err := opt.Granularity.GroupSize(p.Name, t.Dims); err != nil || want != t.GroupSize {
 				return nil, fmt.Errorf("quantize: save %s: group size %d does not match granularity %s", p.Name, t.GroupSize, opt.Granularity)
 			}
 			floats = append(floats, f32Tensor(p.Name+SuffixScale, []int{len(t.Scales)}, t.Scales))
@@ -326,7 +326,7 @@ func paramFromViews(cfg model.Config, name string, views map[string]safetensors.
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	if gs, err := opt.Granularity.groupSize(name, want); err != nil || gs != t.GroupSize {
+	if gs, err := opt.Granularity.GroupSize(name, want); err != nil || gs != t.GroupSize {
 		return nil, fmt.Errorf("%d scales for %d values (groups of %d), but granularity %s means groups of %d", len(t.Scales), n, t.GroupSize, opt.Granularity, gs)
 	}
 	for g, s := range t.Scales {

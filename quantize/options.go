@@ -61,9 +61,9 @@ func (g Granularity) validate() error {
 	return fmt.Errorf("unknown granularity %q (want tensor, channel or group:N)", g.Kind)
 }
 
-// groupSize is the number of consecutive row-major values sharing a scale in a tensor of the
+// GroupSize is the number of consecutive row-major values sharing a scale in a tensor of the
 // given shape; name is used in errors.
-func (g Granularity) groupSize(name string, dims []int) (int, error) {
+func (g Granularity) GroupSize(name string, dims []int) (int, error) {
 	n := 1
 	for _, d := range dims {
 		n *= d

@@ -48,7 +48,7 @@ func quantize(name string, x []float32, dims []int, opt Options) (*Tensor, error
 	if n != len(x) {
 		return nil, fmt.Errorf("%d values for shape %v (%d)", len(x), dims, n)
 	}
-	gs, err := opt.Granularity.groupSize(name, dims)
+	gs, err := opt.Granularity.GroupSize(name, dims)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,253 @@
+package kernels
+
+// Typed launchers: one function per kernel family, doing the grid/block maths and argument
+// packing over Device. The GPU backend (package gpu, tag cuda) calls them on a real device; the
+// tests of kernels/emu (tag cudaemu) call the same functions on the CPU emulator.
+//
+// Shapes use the project's letters: T tokens, C input channels, OC output channels; a quantized
+// tensor is n values in G = n/groupSize groups, laid out exactly as quantize.Tensor (int8 codes,
+// or int4 packed two per byte, element 2i in the low nibble, each stored as q+8).
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Kernel names: the extern "C" symbols of quant.cu, gemv.cu and gemm_int8.cu.
+const (
+	KQuantMinmaxInit = "quant_minmax_init"
+	KQuantMinmax     = "quant_minmax"
+	KQuantParams     = "quant_params"
+	KQuantEncode     = "quant_encode"
+	KDequant         = "dequant"
+	KQuantActRows    = "quant_act_rows"
+	KGemvWO          = "gemv_wo"
+	KGemmW8A8        = "gemm_w8a8"
+)
+
+// Signatures maps every kernel name to its parameter kinds, one letter each in order: p pointer,
+// i int32, u uint32, l int64, f float32 (what Device.Launch passes). The CPU emulator checks every
+// launch against the compiled kernel, and a test checks this table against it.
+var Signatures = map[string]string{
+	KQuantMinmaxInit: "pi",
+	KQuantMinmax:     "pplli",
+	KQuantParams:     "pppiiff",
+	KQuantEncode:     "pppplli",
+	KDequant:         "pppplli",
+	KQuantActRows:    "ppppiii",
+	KGemvWO:          "ppppppiiili",
+	KGemmW8A8:        "ppppppppiiili",
+}
+
+// Modules maps every kernel name to the PTX module (one per .cu file) that defines it.
+var Modules = map[string]string{
+	KQuantMinmaxInit: "quant.ptx",
+	KQuantMinmax:     "quant.ptx",
+	KQuantParams:     "quant.ptx",
+	KQuantEncode:     "quant.ptx",
+	KDequant:         "quant.ptx",
+	KQuantActRows:    "quant.ptx",
+	KGemvWO:          "gemv.ptx",
+	KGemmW8A8:        "gemm_int8.ptx",
+}
+
+// Names lists the kernels in a fixed order.
+var Names = []string{KQuantMinmaxInit, KQuantMinmax, KQuantParams, KQuantEncode, KDequant, KQuantActRows, KGemvWO, KGemmW8A8}
+
+// Scheme numbers as the kernels read them (common.cuh GQ_ABSMAX, GQ_ZEROPOINT).
+type Scheme int32
+
+// Schemes.
+const (
+	Absmax    Scheme = 0 // q = rint(x·s), s = qmax/max|x|
+	ZeroPoint Scheme = 1 // q = clamp(rint(x·s + z)), s = levels/(max − min), z = rint(−s·min − 2^(bits−1))
+)
+
+// Quant is a quantizer: package quantize's Options minus granularity (a launch argument).
+type Quant struct {
+	Scheme  Scheme
+	Bits    int  // 8 or 4
+	Article bool // the int8 "article" preset: numerators 100 (absmax) and 200 (zero-point)
+}
+
+// constants are quantize's: the scale numerator and the zero-point offset 2^(bits−1).
+func (q Quant) constants() (num, offset float32, err error) {
+	if q.Bits != 8 && q.Bits != 4 {
+		return 0, 0, fmt.Errorf("unsupported bits %d (want 8 or 4)", q.Bits)
+	}
+	half := 1 << (q.Bits - 1)
+	article := q.Article && q.Bits == 8
+	switch q.Scheme {
+	case Absmax:
+		if article {
+			return 100, 0, nil
+		}
+		return float32(half - 1), 0, nil
+	case ZeroPoint:
+		if article {
+			return 200, float32(half), nil
+		}
+		return float32(2*half - 1), float32(half), nil
+	}
+	return 0, 0, fmt.Errorf("unknown scheme %d", q.Scheme)
+}
+
+const (
+	quantBlock = 256  // threads per block of the element-wise and per-group kernels
+	minmaxSeg  = 2048 // values one warp of quant_minmax scans
+	maxBlocks  = 4096 // grid cap of the grid-stride kernels
+	gemvTok    = 4    // GEMV_TOK in gemv.cu
+	gemvWarps  = 4    // rows (warps) per GEMV block
+	w8Tile     = 32   // W8_BM = W8_BN in gemm_int8.cu
+)
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// CodeBytes is the size of the codes of n values at bits 8 or 4.
+func CodeBytes(n, bits int) int { return (n*bits + 7) / 8 }
+
+// QuantizeWorkBytes is the size of Quantize's workspace: an int32 (min, max) pair per group.
+func QuantizeWorkBytes(n, groupSize int) int { return 8 * (n / groupSize) }
+
+func checkGroups(n, groupSize int) error {
+	switch {
+	case n <= 0:
+		return fmt.Errorf("empty tensor (%d values)", n)
+	case groupSize <= 0 || n%groupSize != 0:
+		return fmt.Errorf("group size %d does not divide %d values", groupSize, n)
+	case n/groupSize > math.MaxInt32:
+		return fmt.Errorf("%d groups exceed int32", n/groupSize)
+	}
+	return nil
+}
+
+// Quantize writes the codes, scales and (ZeroPoint) zero-points of x(n) in groups of groupSize
+// consecutive values — n per tensor, C per channel, N per group:N — bit-identical to
+// quantize.Quantize, without a host round trip: four launches (quant_minmax_init, quant_minmax,
+// quant_params, quant_encode). codes: CodeBytes(n, bits) bytes; scales, zeros: (n/groupSize)
+// float32, zeros 0 for Absmax; work: QuantizeWorkBytes(n, groupSize) bytes. A group holding NaN or
+// ±Inf (or whose range overflows float32) gets a NaN scale: callers that accept untrusted data
+// check the scales.
+func Quantize(d Device, codes, scales, zeros, work, x Ptr, n, groupSize int, q Quant) error {
+	if err := quantize(d, codes, scales, zeros, work, x, n, groupSize, q); err != nil {
+		return fmt.Errorf("kernels: quantize: %w", err)
+	}
+	return nil
+}
+
+func quantize(d Device, codes, scales, zeros, work, x Ptr, n, groupSize int, q Quant) error {
+	num, offset, err := q.constants()
+	if err != nil {
+		return err
+	}
+	if err := checkGroups(n, groupSize); err != nil {
+		return err
+	}
+	if (q.Scheme == ZeroPoint) != (zeros != 0) {
+		return errors.New("zero-points must be given for ZeroPoint and only for it")
+	}
+	G := n / groupSize
+	seg := min(groupSize, minmaxSeg)
+	warps := G * ceilDiv(groupSize, seg)
+	blk := Dim3{quantBlock, 1, 1}
+	if err := d.Launch(KQuantMinmaxInit, Dim3{ceilDiv(G, quantBlock), 1, 1}, blk, 0, work, int32(G)); err != nil {
+		return err
+	}
+	if err := d.Launch(KQuantMinmax, Dim3{ceilDiv(warps, quantBlock/32), 1, 1}, blk, 0,
+		work, x, int64(n), int64(groupSize), int32(seg)); err != nil {
+		return err
+	}
+	if err := d.Launch(KQuantParams, Dim3{ceilDiv(G, quantBlock), 1, 1}, blk, 0,
+		scales, zeros, work, int32(G), int32(q.Scheme), num, offset); err != nil {
+		return err
+	}
+	nb := CodeBytes(n, q.Bits)
+	return d.Launch(KQuantEncode, Dim3{min(ceilDiv(nb, quantBlock), maxBlocks), 1, 1}, blk, 0,
+		codes, x, scales, zeros, int64(n), int64(groupSize), int32(q.Bits))
+}
+
+// Dequantize writes out(n) = (q − z)/s, exactly quantize.Tensor.Dequantize; zeros is 0 for Absmax.
+func Dequantize(d Device, out, codes, scales, zeros Ptr, n, groupSize, bits int) error {
+	if err := checkGroups(n, groupSize); err != nil {
+		return fmt.Errorf("kernels: dequantize: %w", err)
+	}
+	if bits != 8 && bits != 4 {
+		return fmt.Errorf("kernels: dequantize: unsupported bits %d", bits)
+	}
+	return wrap("dequantize", d.Launch(KDequant, Dim3{min(ceilDiv(n, quantBlock), maxBlocks), 1, 1}, Dim3{quantBlock, 1, 1}, 0,
+		out, codes, scales, zeros, int64(n), int64(groupSize), int32(bits)))
+}
+
+func wrap(op string, err error) error {
+	if err != nil {
+		return fmt.Errorf("kernels: %s: %w", op, err)
+	}
+	return nil
+}
+
+// rowGroup is the group width inside a row of a (OC, C) matrix quantized in groups of groupSize
+// flat values: groupSize itself when it divides C, else C (per tensor: groupSize a multiple of C).
+func rowGroup(C, OC, groupSize int) (int, error) {
+	switch {
+	case C <= 0 || OC <= 0 || C > math.MaxInt32 || OC > math.MaxInt32:
+		return 0, fmt.Errorf("bad matrix shape (%d, %d)", OC, C)
+	case groupSize <= 0 || (OC*C)%groupSize != 0:
+		return 0, fmt.Errorf("group size %d does not divide %d×%d values", groupSize, OC, C)
+	case groupSize <= C && C%groupSize == 0:
+		return groupSize, nil
+	case groupSize > C && groupSize%C == 0:
+		return C, nil
+	}
+	return 0, fmt.Errorf("group size %d neither divides nor is a multiple of the row length %d", groupSize, C)
+}
+
+// W8A8GroupWidth is the g that QuantizeActs must use for the qsum that GemmW8A8 reads: the group
+// width inside a weight row.
+func W8A8GroupWidth(C, OC, groupSize int) (int, error) { return rowGroup(C, OC, groupSize) }
+
+// QuantizeActs quantizes activations x(T, C) per token for W8A8, as the CPU backend does: codes
+// qa(T, C) int8 with scale 127/max|x_t| (round half to even), inv(T) float32 = 1/scale, and, when
+// qsum is not 0, qsum(T, C/g) int32 the sums of each token's codes over groups of g (needed by
+// GemmW8A8 for zero-point weights; g from W8A8GroupWidth).
+func QuantizeActs(d Device, qa, inv, qsum, x Ptr, T, C, g int) error {
+	if T <= 0 || C <= 0 || T > math.MaxInt32 || C > math.MaxInt32 || g <= 0 || C%g != 0 {
+		return fmt.Errorf("kernels: quantize activations: bad shape T=%d C=%d g=%d", T, C, g)
+	}
+	return wrap("quantize activations", d.Launch(KQuantActRows, Dim3{T, 1, 1}, Dim3{quantBlock, 1, 1}, 0,
+		qa, inv, qsum, x, int32(T), int32(C), int32(g)))
+}
+
+// GemvWeightOnly computes out(T, OC) = x(T, C) · deq(W)ᵀ + bias for quantized W (codes (OC, C) at
+// bits 8 or 4, scales and zeros per group of groupSize flat values; zeros and bias may be 0),
+// dequantizing in registers. Meant for decoding (small T); any shape.
+func GemvWeightOnly(d Device, out, x, codes, scales, zeros, bias Ptr, T, C, OC, groupSize, bits int) error {
+	if _, err := rowGroup(C, OC, groupSize); err != nil {
+		return fmt.Errorf("kernels: gemv: %w", err)
+	}
+	if T <= 0 || ceilDiv(T, gemvTok) > 65535 || (bits != 8 && bits != 4) {
+		return fmt.Errorf("kernels: gemv: bad T=%d or bits=%d", T, bits)
+	}
+	return wrap("gemv", d.Launch(KGemvWO, Dim3{ceilDiv(OC, gemvWarps), ceilDiv(T, gemvTok), 1}, Dim3{32 * gemvWarps, 1, 1}, 0,
+		out, x, codes, scales, zeros, bias, int32(T), int32(C), int32(OC), int64(groupSize), int32(bits)))
+}
+
+// GemmW8A8 computes out(T, OC) = inv_t · Σ_groups((1/s)·dot − (z/s)·qsum) + bias on the tensor
+// cores, from QuantizeActs' qa, inv and (for zero-point weights) qsum, and the weight codes as in
+// GemvWeightOnly. The group width inside a row must be C or a multiple of 32.
+func GemmW8A8(d Device, out, qa, inv, qsum, codes, scales, zeros, bias Ptr, T, C, OC, groupSize, bits int) error {
+	gw, err := rowGroup(C, OC, groupSize)
+	if err != nil {
+		return fmt.Errorf("kernels: gemm w8a8: %w", err)
+	}
+	switch {
+	case gw != C && gw%32 != 0:
+		return fmt.Errorf("kernels: gemm w8a8: group width %d must be C or a multiple of 32", gw)
+	case T <= 0 || ceilDiv(T, w8Tile) > 65535 || (bits != 8 && bits != 4):
+		return fmt.Errorf("kernels: gemm w8a8: bad T=%d or bits=%d", T, bits)
+	case zeros != 0 && qsum == 0:
+		return errors.New("kernels: gemm w8a8: zero-point weights need qsum")
+	}
+	return wrap("gemm w8a8", d.Launch(KGemmW8A8, Dim3{ceilDiv(OC, w8Tile), ceilDiv(T, w8Tile), 1}, Dim3{128, 1, 1}, 0,
+		out, qa, inv, qsum, codes, scales, zeros, bias, int32(T), int32(C), int32(OC), int64(groupSize), int32(bits)))
+}

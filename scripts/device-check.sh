@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# device-check.sh [--dry-run]
+#
+# Runs gpuquant's GPU checks on a machine with an NVIDIA GPU, from the folder that
+# `make device-bundle` builds (device-bundle/: the cuda-tagged *.test binaries, a cuda-tagged
+# `gpuquant`, and this script). No Go is needed there. Steps:
+#   1. nvidia-smi: the card, driver, memory, clocks;
+#   2. every *.test binary with -test.v                       → $OUT/<name>.log
+#   3. compute-sanitizer (memcheck) on a short subset          → $OUT/sanitizer.log
+#   4. the microbenchmarks of every *.test binary              → $OUT/bench.log
+#   5. `gpuquant synth` GPT-2 124M and 1.5B into a temp folder, `gpuquant bench --device cuda:0
+#      --json` on each (fp32 and int8 absmax)                  → $OUT/gpuquant.log, $OUT/gpuquant.jsonl
+#                                                                (one JSON object a line)
+# It never stops early: each step gets a timeout and a status (ok, FAIL rc=N, timeout, missing,
+# skipped), and a SUMMARY TABLE is printed last and written to $OUT/summary.md. The exit status is
+# 1 if any step failed or timed out, else 0.
+#
+# The lent GPU machine returns at most 8 files from $OUT, so the logs are grouped into at most 8.
+# DEADLINE (seconds, default 540) bounds the whole run: a step gets at most the time left, and is
+# skipped when under 20 s are left. --dry-run prints what would run and checks the bundle layout.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here" || exit 2
+dry=0
+case "${1:-}" in
+--dry-run) dry=1 ;;
+"") ;;
+*) echo "usage: $0 [--dry-run]" >&2; exit 2 ;;
+esac
+
+OUT=${OUT:-$here/device-out}
+mkdir -p "$OUT"
+DEADLINE=${DEADLINE:-540}
+start_all=$(date +%s)
+names=() statuses=() secs=() keys=()
+failed=0
+
+elapsed() { echo $(($(date +%s) - start_all)); }
+
+record() { # name status seconds key
+	names+=("$1") statuses+=("$2") secs+=("$3") keys+=("$4")
+	case "$2" in FAIL* | timeout) failed=1 ;; esac
+	printf '==> %-34s %-12s %5ss  %s\n' "$1" "$2" "$3" "$4"
+}
+
+# step NAME TIMEOUT LOG KEYFUNC CMD...: runs CMD with a timeout, appending its output to LOG.
+# KEYFUNC LOG prints the step's key number.
+step() {
+	local name=$1 limit=$2 log=$3 keyf=$4
+	shift 4
+	if [ "$dry" = 1 ]; then
+		echo "would run [timeout ${limit}s, log $(basename "$log")]: $(printf "%q " "$@")"
+		record "$name" dry-run 0 ""
+		return
+	fi
+	local left=$((DEADLINE - $(elapsed)))
+	if [ "$left" -lt 20 ]; then
+		record "$name" skipped 0 "deadline ${DEADLINE}s reached"
+		return
+	fi
+	[ "$limit" -gt $((left - 10)) ] && limit=$((left - 10))
+	echo "### $name: $* (timeout ${limit}s)" | tee -a "$log"
+	local t0 rc st
+	t0=$(date +%s)
+	timeout -k 10 "$limit" "$@" >>"$log" 2>&1
+	rc=$?
+	local dt=$(($(date +%s) - t0))
+	case $rc in
+	0) st=ok ;;
+	124 | 137) st=timeout ;;
+	*) st="FAIL rc=$rc" ;;
+	esac
+	echo "#== $name: $st after ${dt}s" >>"$log"
+	record "$name" "$st" "$dt" "$($keyf "$log" 2>/dev/null | head -c 80)"
+}
+
+missing() { record "$1" missing 0 "$2"; }
+
+# Key numbers.
+key_tests() { # the last run's PASS/FAIL/SKIP counts
+	local l
+	l=$(awk '/^### /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$1")
+	printf '%s pass, %s fail, %s skip' "$(grep -c -- '--- PASS' <<<"$l")" "$(grep -c -- '--- FAIL' <<<"$l")" "$(grep -c -- '--- SKIP' <<<"$l")"
+}
+key_sanitizer() { # its error summary, else the last line it printed
+	local l
+	l=$(awk '/^### /{buf=""} !/^#== /{buf=buf $0 "\n"} END{printf "%s", buf}' "$1")
+	grep -o 'ERROR SUMMARY: [0-9]* error[s]*' <<<"$l" | tail -1 | grep . || grep -v '^###' <<<"$l" | grep . | tail -1
+}
+key_bench() { # the count of benchmark lines of the last run, and a TOPS or GB/s figure if any
+	local l
+	l=$(awk '/^### /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$1")
+	printf '%s benchmarks' "$(grep -c '^Benchmark.*ns/op' <<<"$l")"
+	grep -o '[0-9.]* TOPS' <<<"$l" | sort -g | tail -1 | sed 's/^/, best /'
+}
+key_none() { :; }
+key_json() { # prefill and decode tokens/s of the bench step's JSON ($tmp/last.json)
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("prefill %.0f tok/s, decode %.1f tok/s" % (r["prefill_tokens_per_s"], r["decode_tokens_per_s"]))' "$tmp/last.json"
+}
+
+# Tools and libraries of the GPU machine.
+for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
+	[ -d "$d" ] && PATH=$PATH:$d
+done
+if [ "$dry" = 0 ] && [ -z "${GPUQUANT_CUBLAS:-}" ]; then
+	# cuBLAS is opened with dlopen (package cuda); point it at the machine's libcublas.so.N.
+	lib=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -maxdepth 9 -name 'libcublas.so.[0-9]*' 2>/dev/null | sort -V | tail -1)
+	if [ -n "$lib" ]; then
+		export GPUQUANT_CUBLAS=$lib
+		export LD_LIBRARY_PATH=$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	fi
+fi
+export GOTRACEBACK=all
+
+echo "== device-check in $here, logs in $OUT, deadline ${DEADLINE}s$([ "$dry" = 1 ] && echo ', DRY RUN')"
+echo "== cuBLAS: ${GPUQUANT_CUBLAS:-not searched (dry run) or not found}"
+
+# 0. The bundle's layout.
+tests=()
+for f in *.test; do
+	[ -e "$f" ] && tests+=("$f")
+done
+layout_ok=ok
+for f in "${tests[@]}" gpuquant device-check.sh; do
+	if [ ! -e "$f" ]; then
+		echo "layout: $f missing"
+		[ "$f" = device-check.sh ] && layout_ok="FAIL rc=1"
+		continue
+	fi
+	if [ ! -x "$f" ]; then
+		echo "layout: $f is not executable"
+		layout_ok="FAIL rc=1"
+	fi
+	desc=$(file -b "$f" 2>/dev/null | cut -c1-60)
+	printf 'layout: %-22s %8s KiB  %s\n' "$f" $(($(stat -c %s "$f") / 1024)) "$desc"
+	case "$f" in *.sh) continue ;; esac
+	if command -v file >/dev/null && ! file -b "$f" | grep -q 'ELF 64-bit.*x86-64'; then
+		echo "layout: $f is not an x86-64 ELF binary"
+		layout_ok="FAIL rc=1"
+	fi
+	if nf=$(ldd "$f" 2>/dev/null | grep 'not found' | grep -v libcuda); [ -n "$nf" ]; then
+		echo "layout: $f has unresolved libraries: $nf"
+		layout_ok="FAIL rc=1"
+	fi
+done
+total_kib=$(du -sk --apparent-size . | cut -f1)
+echo "layout: ${#tests[@]} test binaries: ${tests[*]:-none}; bundle ${total_kib} KiB (limit 65536 KiB)"
+[ "$total_kib" -ge 65536 ] && layout_ok="FAIL rc=1"
+record layout "$layout_ok" 0 "${#tests[@]} test binaries, $((total_kib / 1024)) MiB"
+
+# 1. The card.
+if [ "$dry" = 1 ]; then
+	echo "would run: nvidia-smi; nvidia-smi --query-gpu=... --format=csv"
+	record nvidia-smi dry-run 0 ""
+elif command -v nvidia-smi >/dev/null; then
+	nvidia-smi
+	rc=$?
+	q=$(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader 2>&1 | head -1)
+	echo "$q"
+	if [ $rc = 0 ]; then record nvidia-smi ok 0 "$q"; else record nvidia-smi "FAIL rc=$rc" 0 "${q:0:80}"; fi
+else
+	missing nvidia-smi "not on PATH"
+fi
+
+# 2. The tests, each binary in full.
+for t in cuda.test kernels.test gpu.test "${tests[@]}"; do
+	n=${t%.test}
+	case " ${done_tests:-} " in *" $t "*) continue ;; esac
+	done_tests="${done_tests:-} $t"
+	if [ -x "$t" ]; then
+		step "test $n" 240 "$OUT/$n.log" key_tests "./$t" -test.v -test.timeout 230s
+	else
+		missing "test $n" "$t not in bundle"
+	fi
+done
+
+# 3. compute-sanitizer on short subsets (a trap test runs in a child process and is excluded).
+if command -v compute-sanitizer >/dev/null || [ "$dry" = 1 ]; then
+	for spec in "kernels.test:Quantize|Gemv" "cuda.test:LaunchAxpb|LaunchPacks|GraphCapture|CopyRoundTrip"; do
+		t=${spec%%:*} run=${spec#*:}
+		if [ -x "$t" ]; then
+			step "sanitizer ${t%.test}" 240 "$OUT/sanitizer.log" key_sanitizer \
+				compute-sanitizer --tool memcheck --error-exitcode 99 "./$t" -test.run "$run" -test.v
+		else
+			missing "sanitizer ${t%.test}" "$t not in bundle"
+		fi
+	done
+else
+	missing sanitizer "compute-sanitizer not on PATH"
+fi
+
+# 4. Microbenchmarks.
+for t in "${tests[@]}"; do
+	# Listing runs the binary's init: if that fails, run the step anyway so the failure shows.
+	if [ "$dry" = 1 ] || ! list=$(./"$t" -test.list '^Benchmark' 2>&1) || grep -q '^Benchmark' <<<"$list"; then
+		step "bench ${t%.test}" 180 "$OUT/bench.log" key_bench "./$t" -test.run '^$' -test.bench . -test.benchtime 1s -test.benchmem
+	else
+		record "bench ${t%.test}" skipped 0 "no benchmarks"
+	fi
+done
+
+# 5. End to end: synthetic GPT-2 124M and 1.5B, benchmarked on the GPU.
+if [ -x gpuquant ]; then
+	if [ "$dry" = 1 ] || { ./gpuquant bench --help 2>&1 | grep -q -- '--device' && ./gpuquant bench --help 2>&1 | grep -q -- '--json'; }; then
+		tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpuquant-check.XXXXXX")
+		trap 'rm -rf "$tmp"' EXIT
+		for preset in gpt2 gpt2-xl; do
+			step "synth $preset" 240 "$OUT/gpuquant.log" key_none ./gpuquant synth --preset "$preset" --out "$tmp/$preset"
+			for scheme in "fp32" "absmax --bits 8"; do
+				if [ "$dry" = 1 ] || [ -d "$tmp/$preset" ]; then
+					rm -f "$tmp/last.json"
+					step "bench $preset ${scheme%% *}" 180 "$OUT/gpuquant.log" key_json \
+						sh -c "./gpuquant bench --model '$tmp/$preset' --device cuda:0 --scheme $scheme --json >'$tmp/last.json' && cat '$tmp/last.json'"
+					[ -s "$tmp/last.json" ] && python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$tmp/last.json" >>"$OUT/gpuquant.jsonl"
+				else
+					record "bench $preset ${scheme%% *}" skipped 0 "no synthesized model"
+				fi
+			done
+			rm -rf "${tmp:?}/$preset"
+		done
+	else
+		missing "gpuquant bench" "this gpuquant has no bench --device/--json"
+	fi
+else
+	missing "gpuquant" "gpuquant not in bundle"
+fi
+
+# The summary, last.
+{
+	echo "## device-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed)s)"
+	echo
+	echo "| step | status | seconds | key number |"
+	echo "|---|---|---:|---|"
+	for i in "${!names[@]}"; do
+		echo "| ${names[$i]} | ${statuses[$i]} | ${secs[$i]} | ${keys[$i]} |"
+	done
+} >"$OUT/summary.md"
+echo
+echo "SUMMARY"
+cat "$OUT/summary.md"
+exit $failed
