@@ -647,15 +647,12 @@ func w8a8Linear(q *qweight, out, in, bias []float32, T int, thr float32, count f
 					inv := a.inv[t0+t]
 					o := out[(t0+t)*oc+r0 : (t0+t)*oc+r0+n]
 					f := w.facc[t*w8Panel : t*w8Panel+n]
-					if bias != nil {
-						for j, b := range bias[r0 : r0+n] {
-							o[j] = f[j]*inv + b
-						}
+					if bias != nil { // o = f·inv + bias, vectorized through Axpy
+						copy(o, bias[r0:r0+n])
 					} else {
-						for j := range o {
-							o[j] = f[j] * inv
-						}
+						clear(o)
 					}
+					Axpy(inv, f, o)
 				}
 			}
 		}
