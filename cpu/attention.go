@@ -83,11 +83,7 @@ func (*Backend) Attention(out, qkv, kc, vc model.Buf, pos0, nHead int) {
 				GemmNT(rows, hd, span, sc, span, vt[h], S, nil, dst, C)
 			} else {
 				for r := range rows {
-					acc := dst[r*C : r*C+hd]
-					clear(acc)
-					for j, p := range sc[r*span : r*span+pos0+t0+r+1] {
-						Axpy(p, V.Data[j*C+h*hd:j*C+(h+1)*hd], acc)
-					}
+					accumRows(dst[r*C:r*C+hd], V.Data[h*hd:], C, sc[r*span:r*span+pos0+t0+r+1])
 				}
 			}
 			for r := range rows {

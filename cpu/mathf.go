@@ -126,3 +126,11 @@ func layerNormGo(dst, src, g, b []float32, eps float32) {
 		dst[i] = (v-mean)*inv*g[i] + b[i]
 	}
 }
+
+// accumRowsGo is out = Σ_j p[j]·v[j·stride : j·stride+len(out)].
+func accumRowsGo(out, v []float32, stride int, p []float32) {
+	clear(out)
+	for j, pj := range p {
+		Axpy(pj, v[j*stride:j*stride+len(out)], out)
+	}
+}

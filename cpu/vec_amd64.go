@@ -169,3 +169,18 @@ func expAVX2(dst, src *float32, n int)
 
 //go:noescape
 func layerNormAVX512(dst, src, w, b *float32, n int, eps float32)
+
+// accumRows sets out = Σ_j p[j]·v[j·stride : j·stride+len(out)]: one query row's weighted sum of
+// values over the strided KV cache. GPT-2's heads are all 64 wide, which the AVX-512 kernel keeps
+// in four registers across the whole sum instead of one Axpy call per cached position.
+func accumRows(out, v []float32, stride int, p []float32) {
+	if vecISA == isaAVX512 && len(out) == 64 && len(p) > 0 {
+		_ = v[(len(p)-1)*stride+63]
+		accum64AVX512(&out[0], &v[0], stride, &p[0], len(p))
+		return
+	}
+	accumRowsGo(out, v, stride, p)
+}
+
+//go:noescape
+func accum64AVX512(out, v *float32, stride int, p *float32, n int)

@@ -656,3 +656,35 @@ ln_at:
 ln_done:
 	VZEROUPPER
 	RET
+
+// func accum64AVX512(out, v *float32, stride int, p *float32, n int)
+// out[0:64] = Σ_{j<n} p[j]·v[j·stride : j·stride+64], four accumulators held across the sum.
+TEXT ·accum64AVX512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ stride+16(FP), BX
+	SHLQ $2, BX
+	MOVQ p+24(FP), DX
+	MOVQ n+32(FP), CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+accum64loop:
+	VBROADCASTSS (DX), Z4
+	VFMADD231PS (SI), Z4, Z0
+	VFMADD231PS 64(SI), Z4, Z1
+	VFMADD231PS 128(SI), Z4, Z2
+	VFMADD231PS 192(SI), Z4, Z3
+	ADDQ $4, DX
+	ADDQ BX, SI
+	DECQ CX
+	JNZ  accum64loop
+
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VZEROUPPER
+	RET

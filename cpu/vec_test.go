@@ -364,3 +364,37 @@ func BenchmarkAttentionPrefill(b *testing.B) {
 		})
 	}
 }
+
+// TestAccumRows checks the strided value sum against float64 on every path, for head widths the
+// kernel takes (64) and falls back on (12, 32), with a guard after the output.
+func TestAccumRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	forVecISAs(t, func(t *testing.T, name string) {
+		for _, hd := range []int{12, 32, 64} {
+			for _, n := range []int{1, 2, 17, 300} {
+				stride := 3*hd + 5
+				v := randF32(r, n*stride, -1, 1)
+				p := randF32(r, n, 0, 1)
+				out := make([]float32, hd+1)
+				for i := range out {
+					out[i] = float32(math.NaN())
+				}
+				accumRows(out[:hd], v, stride, p)
+				for d := range hd {
+					var want, mag float64
+					for j := range n {
+						want += float64(p[j]) * float64(v[j*stride+d])
+						mag += math.Abs(float64(p[j]) * float64(v[j*stride+d]))
+					}
+					// float32 accumulation over n terms: n·2⁻²⁴ of the magnitude bounds the error.
+					if math.Abs(float64(out[d])-want) > float64(n)*6e-8*mag+1e-30 {
+						t.Fatalf("%s hd %d n %d: out[%d] = %v, want %v", name, hd, n, d, out[d], want)
+					}
+				}
+				if !math.IsNaN(float64(out[hd])) {
+					t.Fatalf("%s hd %d: wrote past the output", name, hd)
+				}
+			}
+		}
+	})
+}
