@@ -48,16 +48,16 @@ cuda:
 # cuda-tagged test binaries of the packages in CUDA_TEST_PKGS that have tests, a stripped
 # cuda-tagged gpuquant, and the script (well under the 64 MiB a lent machine takes).
 BUNDLE         ?= device-bundle
-CUDA_TEST_PKGS ?= cuda kernels gpu
+CUDA_TEST_PKGS ?= cuda kernels kernels/kerneltest gpu
 
 device-bundle:
 	rm -rf $(BUNDLE) && mkdir -p $(BUNDLE)
 	@set -e; for p in $(CUDA_TEST_PKGS); do \
 		if [ -n "$$($(GO) list -tags cuda -f '{{if or .TestGoFiles .XTestGoFiles}}yes{{end}}' ./$$p/ 2>/dev/null)" ]; then \
-			echo "$(GO) test -c -tags cuda -ldflags='-s -w' -o $(BUNDLE)/$$p.test ./$$p/"; \
-			$(GO) test -c -tags cuda -ldflags='-s -w' -o $(BUNDLE)/$$p.test ./$$p/; \
+			echo "$(GO) test -c -tags cuda -ldflags='-s -w' -o $(BUNDLE)/$${p##*/}.test ./$$p/"; \
+			$(GO) test -c -tags cuda -ldflags='-s -w' -o $(BUNDLE)/$${p##*/}.test ./$$p/; \
 		else \
-			echo "device-bundle: ./$$p has no tests: no $$p.test"; \
+			echo "device-bundle: ./$$p has no tests: no $${p##*/}.test"; \
 		fi; \
 	done
 	$(GO) build -tags cuda -ldflags='-s -w' -o $(BUNDLE)/gpuquant .
@@ -91,12 +91,15 @@ kernels-check: kernels
 # orders, broken-kernel checks, and an "N passed, N failed" line. Part of `make test`. Go's build
 # cache cannot see the .cu files emu.cc includes, so their hash goes into the cgo flags (srchash.go,
 # and CGO_CXXFLAGS here so that no cache entry made from other sources can be reused).
+# kernels/kerneltest: every kernel vs its CPU twin (the same tests run on a GPU with tag cuda);
+# kernels/emu: the harness's own checks (broken kernels caught); gpu: on-device quantization.
+EMU_TEST_PKGS := ./kernels/ ./kernels/emu/ ./kernels/kerneltest/ ./gpu/
 EMU_SRCS := kernels/common.cuh kernels/ptx.cuh kernels/quant.cu kernels/gemv.cu kernels/gemm_int8.cu kernels/emu/broken.cu
 kernels-emu test-emu: kernels-emu-hash
 	@mkdir -p build
 	@CGO_CXXFLAGS="-g -O2 -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)" \
-	  $(GO) test -tags cudaemu -count=1 -v ./kernels/... ./gpu/ > build/test-emu.log 2>&1; rc=$$?; \
-	  grep -E '^(ok|FAIL|cudaemu kernels:)' build/test-emu.log; \
+	  $(GO) test -tags cudaemu -count=1 -v $(EMU_TEST_PKGS) > build/test-emu.log 2>&1; rc=$$?; \
+	  grep -E '^(ok|FAIL|cudaemu (kernels|harness):)' build/test-emu.log; \
 	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|panic|cannot|error' build/test-emu.log | head -80; fi; \
 	  grep -q 'cudaemu kernels:' build/test-emu.log || rc=1; exit $$rc
 
@@ -112,6 +115,6 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 test-emu-asan: kernels-emu-hash
 	@mkdir -p build
 	@CGO_CXXFLAGS="-O1 -g $(ASAN_FLAGS) -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)" CGO_LDFLAGS="$(ASAN_FLAGS)" \
-	  $(GO) test -asan -short -tags cudaemu -count=1 -v ./kernels/emu/ > build/test-emu-asan.log 2>&1; rc=$$?; \
-	  grep -E '^(ok|FAIL|cudaemu kernels:)' build/test-emu-asan.log; \
+	  $(GO) test -asan -short -tags cudaemu -count=1 -v ./kernels/emu/ ./kernels/kerneltest/ > build/test-emu-asan.log 2>&1; rc=$$?; \
+	  grep -E '^(ok|FAIL|cudaemu (kernels|harness):)' build/test-emu-asan.log; \
 	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|ERROR: AddressSanitizer|runtime error' build/test-emu-asan.log | head -80; fi; exit $$rc

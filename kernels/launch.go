@@ -2,7 +2,8 @@ package kernels
 
 // Typed launchers: one function per kernel family, doing the grid/block maths and argument
 // packing over Device. The GPU backend (package gpu, tag cuda) calls them on a real device; the
-// tests of kernels/emu (tag cudaemu) call the same functions on the CPU emulator.
+// tests of kernels/kerneltest call the same functions on the CPU emulator (tag cudaemu) and on a
+// GPU (tag cuda).
 //
 // Shapes use the project's letters: T tokens, C input channels, OC output channels; a quantized
 // tensor is n values in G = n/groupSize groups, laid out exactly as quantize.Tensor (int8 codes,

@@ -5,17 +5,24 @@
 # `make device-bundle` builds (device-bundle/: the cuda-tagged *.test binaries, a cuda-tagged
 # `gpuquant`, and this script). No Go is needed there. Steps:
 #   1. nvidia-smi: the card, driver, memory, clocks;
-#   2. every *.test binary with -test.v                       → $OUT/<name>.log
-#   3. compute-sanitizer (memcheck) on a short subset          → $OUT/sanitizer.log
-#   4. the microbenchmarks of every *.test binary              → $OUT/bench.log
+#   2. every *.test binary with -test.v (kerneltest.test: every kernel against its CPU twin,
+#      GPT-2 XL sizes included)                                → $OUT/tests.log
+#   3. the microbenchmarks: kerneltest.test's (W8A8 GEMM vs cuBLAS int8, int8 GEMV vs copy
+#      bandwidth, GPT-2 XL quantization; -test.benchtime 5x), then every other binary's (1s)
+#                                                              → $OUT/bench.log
+#   4. compute-sanitizer (memcheck) on short subsets           → $OUT/sanitizer.log
 #   5. `gpuquant synth` GPT-2 124M and 1.5B into a temp folder, `gpuquant bench --device cuda:0
 #      --json` on each (fp32 and int8 absmax)                  → $OUT/gpuquant.log, $OUT/gpuquant.jsonl
 #                                                                (one JSON object a line)
 # It never stops early: each step gets a timeout and a status (ok, FAIL rc=N, timeout, missing,
-# skipped), and a SUMMARY TABLE is printed last and written to $OUT/summary.md. The exit status is
-# 1 if any step failed or timed out, else 0.
+# skipped), and a SUMMARY TABLE is printed last and written to $OUT/summary.md: one row a step, then
+# the key numbers of the microbenchmarks (W8A8 TOPS as % of cuBLAS at M ≥ 2048, target ≥ 70%; GEMV
+# GB/s as % of copy bandwidth at the XL shapes, target ≥ 75%; XL quantization ms; status "met" or
+# "below"), then every microbenchmark's metrics. The exit status is 1 if any step failed or timed
+# out, else 0 (a target not met is reported, not failed).
 #
-# The lent GPU machine returns at most 8 files from $OUT, so the logs are grouped into at most 8.
+# The lent GPU machine returns at most 8 files from $OUT: tests.log, bench.log, sanitizer.log,
+# gpuquant.log, gpuquant.jsonl and summary.md.
 # DEADLINE (seconds, default 540) bounds the whole run: a step gets at most the time left, and is
 # skipped when under 20 s are left. --dry-run prints what would run and checks the bundle layout.
 set -u
@@ -41,7 +48,7 @@ elapsed() { echo $(($(date +%s) - start_all)); }
 record() { # name status seconds key
 	names+=("$1") statuses+=("$2") secs+=("$3") keys+=("$4")
 	case "$2" in FAIL* | timeout) failed=1 ;; esac
-	printf '==> %-34s %-12s %5ss  %s\n' "$1" "$2" "$3" "$4"
+	printf '==> %-36s %-12s %5ss  %s\n' "$1" "$2" "$3" "$4"
 }
 
 # step NAME TIMEOUT LOG KEYFUNC CMD...: runs CMD with a timeout, appending its output to LOG.
@@ -95,6 +102,55 @@ key_bench() { # the count of benchmark lines of the last run, and a TOPS or GB/s
 	grep -o '[0-9.]* TOPS' <<<"$l" | sort -g | tail -1 | sed 's/^/, best /'
 }
 key_none() { :; }
+
+# bench_metric LOG REGEX UNIT: "name value" for each benchmark line whose name matches REGEX and
+# that reports UNIT (the -N GOMAXPROCS suffix dropped).
+bench_metric() {
+	[ -f "$1" ] || return 0
+	awk -v re="$2" -v unit="$3" '$1 ~ re { for (i = 4; i <= NF; i++) if ($i == unit) { n = $1; sub(/-[0-9]+$/, "", n); print n, $(i - 1) } }' "$1"
+}
+
+# perf_keys: one summary row per target of the microbenchmarks, from $OUT/bench.log.
+perf_keys() {
+	local log=$OUT/bench.log v st
+	# W8A8 GEMM vs cuBLAS int8 at M ≥ 2048: the lowest and the median ratio over the shapes.
+	v=$(bench_metric "$log" '^BenchmarkGemmW8A8/M(2048|8192)_' pct_of_cublas | awk '{print $2}' | sort -g |
+		awk '{v[NR] = $1} END {if (NR) printf "%.1f %.1f %d", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), NR}')
+	if [ -n "$v" ]; then
+		set -- $v
+		st=$(awk -v m="$1" 'BEGIN {print (m >= 70) ? "met" : "below"}')
+		record "key: W8A8 TOPS vs cuBLAS, M>=2048" "$st" 0 "min $1%, median $2% of cuBLAS int8 over $3 shapes (target >= 70%)"
+	else
+		record "key: W8A8 TOPS vs cuBLAS, M>=2048" missing 0 "no BenchmarkGemmW8A8 results in bench.log"
+	fi
+	# Weight-only int8 GEMV at T 1 vs copy bandwidth at the XL shapes.
+	v=$(bench_metric "$log" '^BenchmarkGemvWeightOnly/(N6400_K1600|N1600_K6400)(-[0-9]+)?$' pct_of_copy | awk '{sub(/.*\//, "", $1); printf "%s %.1f%%, ", $1, $2}')
+	if [ -n "$v" ]; then
+		st=$(bench_metric "$log" '^BenchmarkGemvWeightOnly/(N6400_K1600|N1600_K6400)(-[0-9]+)?$' pct_of_copy | awk 'BEGIN {s = "met"} $2 < 75 {s = "below"} END {print s}')
+		record "key: GEMV GB/s vs copy, XL shapes" "$st" 0 "${v}of $(bench_metric "$log" '^BenchmarkCopyDevice(-[0-9]+)?$' copy_GB/s | awk '{printf "%.0f", $2}') GB/s copy (target >= 75%)"
+	else
+		record "key: GEMV GB/s vs copy, XL shapes" missing 0 "no BenchmarkGemvWeightOnly results in bench.log"
+	fi
+	# Quantizing every matrix of GPT-2 XL on the device.
+	v=$(paste -d' ' <(bench_metric "$log" '^BenchmarkQuantizeXL/' ms) <(bench_metric "$log" '^BenchmarkQuantizeXL/' pct_of_copy) \
+		<(bench_metric "$log" '^BenchmarkQuantizeXL/' product_ms) | awk '{sub(/.*\//, "", $1); printf "%s%s %.1f ms (%.0f%% of copy; product path %.0f ms)", (NR > 1 ? "; " : ""), $1, $2, $4, $6}')
+	if [ -n "$v" ]; then
+		record "key: quantize GPT-2 XL on device" ok 0 "$v"
+	else
+		record "key: quantize GPT-2 XL on device" missing 0 "no BenchmarkQuantizeXL results in bench.log"
+	fi
+}
+
+# perf_table: every kerneltest microbenchmark line as a row of its metrics.
+perf_table() {
+	[ -f "$OUT/bench.log" ] || return 0
+	echo "| microbenchmark | metrics |"
+	echo "|---|---|"
+	awk '$1 ~ /^Benchmark(CopyDevice|GemmW8A8|GemvWeightOnly|QuantizeXL)/ && $3 != "" {
+		n = $1; sub(/-[0-9]+$/, "", n); m = ""
+		for (i = 3; i < NF; i += 2) if ($(i + 1) != "ns/op" && $(i + 1) != "B/op" && $(i + 1) != "allocs/op") m = m sprintf("%s %s, ", $i, $(i + 1))
+		sub(/, $/, "", m); printf "| %s | %s |\n", n, m }' "$OUT/bench.log"
+}
 key_json() { # prefill and decode tokens/s of the bench step's JSON ($tmp/last.json)
 	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("prefill %.0f tok/s, decode %.1f tok/s" % (r["prefill_tokens_per_s"], r["decode_tokens_per_s"]))' "$tmp/last.json"
 }
@@ -163,25 +219,48 @@ else
 	missing nvidia-smi "not on PATH"
 fi
 
-# 2. The tests, each binary in full.
-for t in cuda.test kernels.test gpu.test "${tests[@]}"; do
+# 2. The tests, each binary in full (kerneltest.test: every kernel against its CPU twin, with the
+# GPT-2 XL sizes; its last line reads "gpu kernels: N passed, N failed").
+for t in cuda.test kernels.test kerneltest.test gpu.test "${tests[@]}"; do
 	n=${t%.test}
 	case " ${done_tests:-} " in *" $t "*) continue ;; esac
 	done_tests="${done_tests:-} $t"
 	if [ -x "$t" ]; then
-		step "test $n" 240 "$OUT/$n.log" key_tests "./$t" -test.v -test.timeout 230s
+		step "test $n" 240 "$OUT/tests.log" key_tests "./$t" -test.v -test.timeout 230s
 	else
 		missing "test $n" "$t not in bundle"
 	fi
 done
 
-# 3. compute-sanitizer on short subsets (a trap test runs in a child process and is excluded).
+# 3. Microbenchmarks, before the sanitizer so that the deadline never takes them. kerneltest's
+# (names in bench_cuda_test.go; each times every input set 5 times and reports medians, about a
+# minute in all), then every other binary's with the default 1s.
+KT_BENCH='^Benchmark(CopyDevice|GemmW8A8|GemvWeightOnly|QuantizeXL)$'
+if [ -x kerneltest.test ]; then
+	step "bench kerneltest" 300 "$OUT/bench.log" key_bench ./kerneltest.test -test.run '^$' -test.bench "$KT_BENCH" -test.benchtime 5x -test.timeout 290s
+else
+	missing "bench kerneltest" "kerneltest.test not in bundle"
+fi
+for t in "${tests[@]}"; do
+	[ "$t" = kerneltest.test ] && continue
+	# Listing runs the binary's init: if that fails, run the step anyway so the failure shows.
+	if [ "$dry" = 1 ] || ! list=$(./"$t" -test.list '^Benchmark' 2>&1) || grep -q '^Benchmark' <<<"$list"; then
+		step "bench ${t%.test}" 120 "$OUT/bench.log" key_bench "./$t" -test.run '^$' -test.bench . -test.benchtime 1s -test.benchmem
+	else
+		record "bench ${t%.test}" skipped 0 "no benchmarks"
+	fi
+done
+
+# 4. compute-sanitizer (memcheck) on short subsets: kerneltest's kernel-vs-twin tests without the
+# XL sizes (-test.short), and cuda's launch and copy tests (a trap test runs in a child process
+# and is excluded).
 if command -v compute-sanitizer >/dev/null || [ "$dry" = 1 ]; then
-	for spec in "kernels.test:Quantize|Gemv" "cuda.test:LaunchAxpb|LaunchPacks|GraphCapture|CopyRoundTrip"; do
+	for spec in "kerneltest.test:^Test(QuantizeMatchesCPU|QuantizeNonFinite|QuantizeActs|GemvWeightOnly|GemmW8A8|GuardedDeviceCatchesOverrun)$" \
+		"cuda.test:LaunchAxpb|LaunchPacks|GraphCapture|CopyRoundTrip"; do
 		t=${spec%%:*} run=${spec#*:}
 		if [ -x "$t" ]; then
-			step "sanitizer ${t%.test}" 240 "$OUT/sanitizer.log" key_sanitizer \
-				compute-sanitizer --tool memcheck --error-exitcode 99 "./$t" -test.run "$run" -test.v
+			step "sanitizer ${t%.test}" 200 "$OUT/sanitizer.log" key_sanitizer \
+				compute-sanitizer --tool memcheck --error-exitcode 99 "./$t" -test.run "$run" -test.short -test.v
 		else
 			missing "sanitizer ${t%.test}" "$t not in bundle"
 		fi
@@ -189,16 +268,6 @@ if command -v compute-sanitizer >/dev/null || [ "$dry" = 1 ]; then
 else
 	missing sanitizer "compute-sanitizer not on PATH"
 fi
-
-# 4. Microbenchmarks.
-for t in "${tests[@]}"; do
-	# Listing runs the binary's init: if that fails, run the step anyway so the failure shows.
-	if [ "$dry" = 1 ] || ! list=$(./"$t" -test.list '^Benchmark' 2>&1) || grep -q '^Benchmark' <<<"$list"; then
-		step "bench ${t%.test}" 180 "$OUT/bench.log" key_bench "./$t" -test.run '^$' -test.bench . -test.benchtime 1s -test.benchmem
-	else
-		record "bench ${t%.test}" skipped 0 "no benchmarks"
-	fi
-done
 
 # 5. End to end: synthetic GPT-2 124M and 1.5B, benchmarked on the GPU.
 if [ -x gpuquant ]; then
@@ -226,7 +295,12 @@ else
 	missing "gpuquant" "gpuquant not in bundle"
 fi
 
-# The summary, last.
+# The key numbers of the microbenchmarks, and the summary, last.
+if [ "$dry" = 1 ]; then
+	echo "would add the key numbers of $OUT/bench.log: W8A8 % of cuBLAS at M>=2048, GEMV % of copy at XL, XL quantize ms"
+else
+	perf_keys
+fi
 {
 	echo "## device-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed)s)"
 	echo
@@ -235,6 +309,10 @@ fi
 	for i in "${!names[@]}"; do
 		echo "| ${names[$i]} | ${statuses[$i]} | ${secs[$i]} | ${keys[$i]} |"
 	done
+	if [ "$dry" = 0 ] && grep -q '^Benchmark' "$OUT/bench.log" 2>/dev/null; then
+		echo
+		perf_table
+	fi
 } >"$OUT/summary.md"
 echo
 echo "SUMMARY"
