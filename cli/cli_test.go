@@ -175,6 +175,7 @@ func TestQuantizedCheckpoint(t *testing.T) {
 		{append([]string{"quantize", "--model", dir, "--out", dir, "--force"}, scheme...), "source folder"},
 		{append([]string{"quantize", "--model", out, "--out", out + "2"}, scheme...), "already quantized"},
 		{[]string{"eval", "--model", out, "--text", text, "--scheme", "absmax"}, "already quantized"},
+		{[]string{"eval", "--model", out, "--text", text, "--compare-to", "fp32"}, "needs the original checkpoint"},
 		{[]string{"eval", "--model", dir, "--text", text, "--scheme", "absmax", "--granularity", "group:48"}, "does not divide"},
 		{[]string{"eval", "--model", dir, "--text", text, "--scheme", "absmax", "--bits", "3"}, "bits"},
 		{[]string{"eval", "--model", dir, "--text", text, "--scheme", "absmax", "--kernel", "fast"}, "unknown kernel"},

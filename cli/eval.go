@@ -61,6 +61,9 @@ func evalCommand() *ucli.Command {
 			}
 			var ref *model.Session
 			if c.String("compare-to") != "" {
+				if l.Saved {
+					return fmt.Errorf("--compare-to fp32 needs the original checkpoint: %s is quantized (%s); pass the original as --model with the scheme flags", l.Dir, l.Quant)
+				}
 				rl, err := prepare(c, l.Source, nil, nil)
 				if err != nil {
 					return err

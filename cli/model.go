@@ -64,6 +64,7 @@ func backendOptions(c *ucli.Context) cpu.Options {
 type loaded struct {
 	Dir    string
 	Source *model.Weights    // as read from disk (owns the mapping)
+	Saved  bool              // Source is a quantized checkpoint, so no fp32 original is at hand
 	W      *model.Weights    // as uploaded to the backend
 	Quant  *quantize.Options // nil for fp32
 	Ops    model.Ops
@@ -78,7 +79,7 @@ func openSource(c *ucli.Context) (*model.Weights, *quantize.Options, error) {
 
 // prepare quantizes src with opt (nil: as it is) and uploads it to the backend of the flags.
 func prepare(c *ucli.Context, src *model.Weights, fileQuant, opt *quantize.Options) (*loaded, error) {
-	l := &loaded{Dir: c.String("model"), Source: src, W: src, Quant: fileQuant}
+	l := &loaded{Dir: c.String("model"), Source: src, W: src, Quant: fileQuant, Saved: fileQuant != nil}
 	if opt != nil {
 		if fileQuant != nil {
 			return nil, fmt.Errorf("%s is already quantized (%s); drop --scheme to run it as saved", l.Dir, fileQuant)
