@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/gpuquant/gpuquant/cpu"
@@ -160,10 +159,8 @@ func checkGoldenConfig(t *testing.T, w, qw *model.Weights, g quantGolden, codesS
 	}
 }
 
-var noteOnce sync.Once
-
-// perplexity runs the CPU backend over the dequantized weights and, when the backend accepts
-// quantized tensors, over the quantized weights too.
+// perplexity runs the CPU backend over the dequantized weights and over the quantized weights
+// (its integer kernels, weight-only).
 func perplexity(t *testing.T, qw *model.Weights, ids []int32, maxLength, stride int) map[string]model.PerplexityResult {
 	t.Helper()
 	deq := *qw
@@ -173,15 +170,12 @@ func perplexity(t *testing.T, qw *model.Weights, ids []int32, maxLength, stride 
 			*p.T = q.Dequantize()
 		}
 	}
-	runs := map[string]*model.Weights{"dequantized": &deq}
 	be := cpu.New()
-	if up, err := be.Upload(qw); err == nil {
-		runs["quantized"] = up
-	} else {
-		noteOnce.Do(func() {
-			t.Logf("the CPU backend does not run quantized weights yet (%v): perplexity over dequantized float32 only", err)
-		})
+	up, err := be.Upload(qw)
+	if err != nil {
+		t.Fatal(err)
 	}
+	runs := map[string]*model.Weights{"dequantized": &deq, "quantized": up}
 	out := map[string]model.PerplexityResult{}
 	for path, w := range runs {
 		s, err := model.NewSession(be, w, 0)
