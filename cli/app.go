@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/schollz/progressbar/v3"
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/gpuquant/gpuquant/model"
 )
 
 // New builds the gpuquant application writing data to stdout and everything else to stderr.
@@ -36,6 +40,15 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 
 // Main runs the application on os.Args and returns the process exit code.
 func Main() int {
+	// An interrupted write leaves no half-written temporary folder behind.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		model.RemoveTemps()
+		fmt.Fprintln(os.Stderr, "gpuquant:", s)
+		os.Exit(130)
+	}()
 	if err := New(os.Stdin, os.Stdout, os.Stderr).Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "gpuquant:", err)
 		return 1

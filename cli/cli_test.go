@@ -263,3 +263,101 @@ func TestBenchJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamedTextIsComplete: the streamed continuation equals the JSON text for the same seed,
+// even when tokens split UTF-8 characters.
+func TestStreamedTextIsComplete(t *testing.T) {
+	dir := tiny(t)
+	for seed := range 4 {
+		args := []string{"generate", "--model", dir, "--prompt", "Hi", "--max-new-tokens", "40", "--top-k", "0", "--seed", string(rune('0' + seed))}
+		streamed, _, err := gpuquant(t, "", args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _, err := gpuquant(t, "", append(args, "--json")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "Hi" + jsonOut(t, js)["text"].(string) + "\n"; streamed != want {
+			t.Fatalf("seed %d: streamed %q, JSON text %q", seed, streamed, want)
+		}
+	}
+}
+
+func TestEdgeArguments(t *testing.T) {
+	dir := tiny(t)
+	text := textFile(t, sample)
+	o, _, err := gpuquant(t, "", "generate", "--model", dir, "--max-new-tokens", "0", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, ok := jsonOut(t, o)["token_ids"].([]any); !ok || len(ids) != 0 {
+		t.Errorf("--max-new-tokens 0: token_ids %v, want []", jsonOut(t, o)["token_ids"])
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--model", dir, "--max-new-tokens", "-5"}, "negative"},
+		{[]string{"generate", "--model", dir, "--temperature", "0"}, "temperature"},
+		{[]string{"eval", "--model", dir, "--text", text, "--max-tokens", "-1"}, "negative"},
+		{[]string{"eval", "--model", dir, "--text", text, "--device", "cuda:x"}, "unknown device"},
+	} {
+		if _, _, err := gpuquant(t, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	// The tutorial's scope quantizes LayerNorms and biases too; the backend runs them in float32.
+	o, _, err = gpuquant(t, "", "eval", "--model", dir, "--text", text, "--scheme", "absmax", "--scope", "all", "--json")
+	if err != nil {
+		t.Fatalf("--scope all: %v", err)
+	}
+	if p := jsonOut(t, o)["perplexity"].(float64); !(p > 1) {
+		t.Errorf("--scope all perplexity %v", p)
+	}
+}
+
+// TestOutputFolderSafety: outputs never overlap the source and replace only what gpuquant wrote.
+func TestOutputFolderSafety(t *testing.T) {
+	parent := t.TempDir()
+	src := filepath.Join(parent, "src")
+	if _, _, err := gpuquant(t, "", "synth", "--preset", "tiny", "--n-layer", "1", "--n-positions", "16", "--out", src); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"quantize", "--model", src, "--out", parent, "--force", "--scheme", "absmax"},
+		{"quantize", "--model", src, "--out", filepath.Join(src, "q"), "--scheme", "absmax"},
+		{"run", "--model", src, "--out", src, "--force", "--max-new-tokens", "1"},
+		{"run", "--model", src, "--out", filepath.Join(src, "report"), "--max-new-tokens", "1"},
+	} {
+		if _, _, err := gpuquant(t, "", args...); err == nil || !strings.Contains(err.Error(), "overlaps the source") {
+			t.Errorf("%v: error %v", args, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(src, "model.safetensors")); err != nil {
+		t.Fatalf("source damaged: %v", err)
+	}
+	out := filepath.Join(parent, "report")
+	run := func(extra ...string) error {
+		_, _, err := gpuquant(t, "", append([]string{"run", "--model", src, "--out", out, "--max-new-tokens", "1"}, extra...)...)
+		return err
+	}
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second run without --force: %v", err)
+	}
+	if err := run("--force"); err != nil {
+		t.Errorf("second run with --force: %v", err)
+	}
+	other := filepath.Join(parent, "documents")
+	os.MkdirAll(other, 0o755)
+	os.WriteFile(filepath.Join(other, "thesis.txt"), []byte("mine"), 0o644)
+	if _, _, err := gpuquant(t, "", "synth", "--preset", "tiny", "--out", other, "--force"); err == nil || !strings.Contains(err.Error(), "refusing to replace") {
+		t.Errorf("synth --force over a folder of other files: %v", err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(other, "thesis.txt")); string(data) != "mine" {
+		t.Error("a user's folder was replaced")
+	}
+}

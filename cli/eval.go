@@ -51,9 +51,9 @@ func evalCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			ids := tok.Encode(text)
-			if n := c.Int("max-tokens"); n > 0 && n < len(ids) {
-				ids = ids[:n]
+			ids, err := firstTokens(c, tok.Encode(text))
+			if err != nil {
+				return err
 			}
 			s, err := model.NewSession(l.Ops, l.W, 0)
 			if err != nil {

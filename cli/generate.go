@@ -70,6 +70,19 @@ func generateText(l *loaded, tok *tokenizer.Tokenizer, prompt string, n int, opt
 	return &generation{PromptIDs: ids, TokenIDs: out, Text: text, Seconds: secs, TokensPS: float64(len(out)) / secs}, nil
 }
 
+// completeUTF8 is how many leading bytes of b can be printed now: all but a trailing incomplete
+// UTF-8 sequence, which the next token may finish (invalid bytes are passed through).
+func completeUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		if !utf8.FullRune(b[i:]) {
+			return i
+		}
+		_, size := utf8.DecodeRune(b[i:])
+		i += size
+	}
+	return len(b)
+}
+
 func generateCommand() *ucli.Command {
 	flags := append(modelFlags(), samplingFlags()...)
 	flags = append(flags, schemeFlags()...)
@@ -91,14 +104,15 @@ func generateCommand() *ucli.Command {
 			var stream func(int32)
 			if !c.Bool("json") {
 				fmt.Fprint(stdout(c), c.String("prompt"))
-				var pending []int32 // a character may span tokens: print only whole UTF-8
+				var pending []byte // a character may span tokens: hold back an unfinished one
 				stream = func(id int32) {
-					pending = append(pending, id)
-					if s, err := tok.Decode(pending); err == nil && utf8.ValidString(s) {
-						fmt.Fprint(stdout(c), s)
-						pending = pending[:0]
-					}
+					s, _ := tok.Decode([]int32{id}) // ids come from the model's own vocabulary
+					pending = append(pending, s...)
+					n := completeUTF8(pending)
+					stdout(c).Write(pending[:n])
+					pending = append(pending[:0], pending[n:]...)
 				}
+				defer func() { stdout(c).Write(pending) }()
 			}
 			g, err := generateText(l, tok, c.String("prompt"), c.Int("max-new-tokens"), sampleOptions(c), stream)
 			if err != nil {

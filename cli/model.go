@@ -79,6 +79,10 @@ func openSource(c *ucli.Context) (*model.Weights, *quantize.Options, error) {
 
 // prepare quantizes src with opt (nil: as it is) and uploads it to the backend of the flags.
 func prepare(c *ucli.Context, src *model.Weights, fileQuant, opt *quantize.Options) (*loaded, error) {
+	ops, err := openBackend(c.String("device"), backendOptions(c))
+	if err != nil {
+		return nil, err
+	}
 	l := &loaded{Dir: c.String("model"), Source: src, W: src, Quant: fileQuant, Saved: fileQuant != nil}
 	if opt != nil {
 		if fileQuant != nil {
@@ -89,10 +93,6 @@ func prepare(c *ucli.Context, src *model.Weights, fileQuant, opt *quantize.Optio
 			return nil, err
 		}
 		l.W, l.Quant = q, opt
-	}
-	ops, err := openBackend(c.String("device"), backendOptions(c))
-	if err != nil {
-		return nil, err
 	}
 	up, err := ops.Upload(l.W)
 	if err != nil {
@@ -128,6 +128,18 @@ func schemeFields(q *quantize.Options) map[string]any {
 }
 
 func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) { return tokenizer.Load(dir) }
+
+// firstTokens applies --max-tokens (0: all).
+func firstTokens(c *ucli.Context, ids []int32) ([]int32, error) {
+	n := c.Int("max-tokens")
+	if n < 0 {
+		return nil, fmt.Errorf("--max-tokens %d is negative (0 means all)", n)
+	}
+	if n > 0 && n < len(ids) {
+		ids = ids[:n]
+	}
+	return ids, nil
+}
 
 // readText reads a UTF-8 text file with CRLF line endings normalised to LF.
 func readText(path string) (string, error) {

@@ -25,6 +25,7 @@ func runCommand() *ucli.Command {
 		&ucli.StringFlag{Name: "out", Value: "gpuquant-report", Usage: "folder for report.json, report.md and histograms.png"},
 		&ucli.StringFlag{Name: "tensor", Usage: "histogram only parameters whose name starts with this (e.g. h.0.attn.c_attn.weight or h.3.)"},
 		&ucli.BoolFlag{Name: "json", Usage: "print the report as JSON instead of a table"},
+		&ucli.BoolFlag{Name: "force", Usage: "replace an existing --out report folder"},
 	)
 	return &ucli.Command{
 		Name:   "run",
@@ -60,6 +61,9 @@ func runAction(c *ucli.Context) error {
 	defer src.Close()
 	if fileQuant != nil {
 		return fmt.Errorf("%s is already quantized (%s): run compares an original checkpoint with its quantized versions", c.String("model"), fileQuant)
+	}
+	if _, err := model.CheckFolder(c.String("out"), c.Bool("force"), []string{c.String("model")}); err != nil {
+		return err // before the long work, not after it
 	}
 	tok, err := loadTokenizer(c.String("model"))
 	if err != nil {
@@ -97,10 +101,8 @@ func runAction(c *ucli.Context) error {
 	}
 
 	out := c.String("out")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	if err := writeHistograms(filepath.Join(out, "histograms.png"), c.String("tensor"), src, models[1].W, models[2].W); err != nil {
+	hist, err := binHistograms(c.String("tensor"), src, models[1].W, models[2].W)
+	if err != nil {
 		return err
 	}
 
@@ -121,9 +123,9 @@ func runAction(c *ucli.Context) error {
 		}
 		textName = f
 	}
-	ids := tok.Encode(text)
-	if n := c.Int("max-tokens"); n > 0 && n < len(ids) {
-		ids = ids[:n]
+	ids, err := firstTokens(c, tok.Encode(text))
+	if err != nil {
+		return err
 	}
 	for i, l := range models {
 		s, err := model.NewSession(l.Ops, l.W, 0)
@@ -152,11 +154,20 @@ func runAction(c *ucli.Context) error {
 		"seed": c.Uint64("seed"), "perplexity_text": textName, "perplexity_tokens": len(ids),
 		"models": rows, "peak_rss_bytes": peakRSS(),
 	}
-	if err := writeJSONFile(filepath.Join(out, "report.json"), rep); err != nil {
+	err = model.WriteFolder(out, c.Bool("force"), []string{c.String("model")}, func(tmp string) error {
+		data, err := jsonIndent(rep)
+		if err == nil {
+			err = model.WriteFileAtomic(filepath.Join(tmp, "report.json"), data)
+		}
+		if err == nil {
+			err = model.WriteFileAtomic(filepath.Join(tmp, "report.md"), []byte(runMarkdown(c, rows, textName)))
+		}
+		if err == nil {
+			err = hist.png(filepath.Join(tmp, "histograms.png"))
+		}
 		return err
-	}
-	md := runMarkdown(c, rows, textName)
-	if err := model.WriteFileAtomic(filepath.Join(out, "report.md"), []byte(md)); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "wrote %s/report.json, report.md, histograms.png\n", out)
@@ -193,8 +204,15 @@ func runMarkdown(c *ucli.Context, rows []*runRow, textName string) string {
 	return b.String()
 }
 
-// writeHistograms bins the selected original weights and their absmax and zero-point versions.
-func writeHistograms(path, prefix string, orig, abs, zp *model.Weights) error {
+// histograms are the binned original, absmax and zero-point weights of one selection.
+type histograms struct {
+	title string
+	h     [3]report.Hist
+}
+
+// binHistograms bins the selected original weights (parameters whose name starts with prefix;
+// all quantized ones when empty) and their absmax and zero-point versions, 100 bins over [-1, 1].
+func binHistograms(prefix string, orig, abs, zp *model.Weights) (*histograms, error) {
 	const lo, hi, bins = -1, 1, 100
 	h := [3]*quantize.Histogram{quantize.NewHistogram(lo, hi, bins), quantize.NewHistogram(lo, hi, bins), quantize.NewHistogram(lo, hi, bins)}
 	op, ap, zpp := orig.Params(), abs.Params(), zp.Params()
@@ -214,17 +232,20 @@ func writeHistograms(path, prefix string, orig, abs, zp *model.Weights) error {
 		n++
 	}
 	if n == 0 {
-		return fmt.Errorf("no quantized parameter matches --tensor %q", prefix)
+		return nil, fmt.Errorf("no quantized parameter matches --tensor %q", prefix)
 	}
-	title := "all quantized weights"
+	out := &histograms{title: "all quantized weights"}
 	if prefix != "" {
-		title = prefix
+		out.title = prefix
 	}
-	hs := make([]report.Hist, 3)
 	for i, x := range h {
-		hs[i] = report.Hist{Lo: x.Lo, Hi: x.Hi, Counts: x.Counts}
+		out.h[i] = report.Hist{Lo: x.Lo, Hi: x.Hi, Counts: x.Counts}
 	}
-	return report.HistogramPNG(path, title, hs[0], hs[1], hs[2])
+	return out, nil
+}
+
+func (h *histograms) png(path string) error {
+	return report.HistogramPNG(path, h.title, h.h[0], h.h[1], h.h[2])
 }
 
 func oneLine(s string, n int) string {
@@ -244,12 +265,4 @@ func currentRSS() int64 {
 	var size, res int64
 	fmt.Sscan(string(data), &size, &res)
 	return res * int64(os.Getpagesize())
-}
-
-func writeJSONFile(path string, v any) error {
-	data, err := jsonIndent(v)
-	if err != nil {
-		return err
-	}
-	return model.WriteFileAtomic(path, data)
 }

@@ -43,7 +43,7 @@ func synthCommand() *ucli.Command {
 				}
 			}
 			out := c.String("out")
-			err := model.WriteFolder(out, c.Bool("force"), func(tmp string) error {
+			err := model.WriteFolder(out, c.Bool("force"), nil, func(tmp string) error {
 				err := model.Synth(tmp, model.SynthOptions{Config: cfg, DType: strings.ToUpper(c.String("dtype")), Seed: c.Uint64("seed")})
 				if err == nil && cfg.VocabSize == tokenizer.GPT2().VocabSize() {
 					err = tokenizer.WriteGPT2Files(tmp)

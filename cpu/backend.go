@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
 // Backend runs GPT-2 on the host's cores. Quantized weights run the kernels of qlinear.go, chosen
@@ -37,7 +38,19 @@ func (b *Buf) Row(r int) []float32 { return b.Data[r*b.cols : (r+1)*b.cols] }
 func (*Backend) Name() string { return "cpu" }
 
 // Upload checks that every tensor is a format this backend runs; host tensors need no copy.
+// LayerNorm gains and biases quantized by scope "all" (the tutorial's, which only measures their
+// error) are expanded back to float32 here: they are 0.1% of GPT-2 and every kernel reads them as
+// float32.
 func (be *Backend) Upload(w *model.Weights) (*model.Weights, error) {
+	copied := false
+	for i, p := range w.Params() {
+		if q, ok := (*p.T).(*quantize.Tensor); ok && (p.Kind == model.KindNorm || p.Kind == model.KindBias) {
+			if !copied {
+				w, copied = w.Copy(), true
+			}
+			*w.Params()[i].T = q.Dequantize()
+		}
+	}
 	for _, p := range w.Params() {
 		if err := be.supported(*p.T, p.Kind); err != nil {
 			return nil, fmt.Errorf("cpu: %s: %w", p.Name, err)
@@ -50,15 +63,12 @@ func (be *Backend) supported(t model.Tensor, k model.Kind) error {
 	if _, ok := t.(*model.F32); ok {
 		return nil
 	}
-	if k == model.KindNorm || k == model.KindBias {
-		return fmt.Errorf("the CPU backend runs LayerNorms and biases in float32, not %T", t)
-	}
 	if _, ok := t.(model.RowReader); !ok && k == model.KindEmbedding {
 		return fmt.Errorf("embedding format %T cannot be read by rows", t)
 	}
 	if k != model.KindEmbedding {
-		if _, ok := be.linearKernel(t); !ok {
-			return fmt.Errorf("no CPU matmul for weight format %T", t)
+		if _, err := be.linearKernel(t); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -99,22 +109,24 @@ func (be *Backend) Linear(out, in model.Buf, w, b model.Tensor) {
 	if b != nil {
 		bias = b.(*model.F32).Data
 	}
-	k, _ := be.linearKernel(w)
+	k, _ := be.linearKernel(w) // Upload checked every weight
 	k(o.Data, x.Data, bias, x.rows)
 }
 
 // linearKernel returns out(T, OC) = in(T, C)·wᵀ + bias for a weight format: float32, or
 // quantized codes (*quantize.Tensor, weight-only or W8A8 per the backend's options).
-func (be *Backend) linearKernel(w model.Tensor) (func(out, in, bias []float32, T int), bool) {
+func (be *Backend) linearKernel(w model.Tensor) (func(out, in, bias []float32, T int), error) {
 	switch w := w.(type) {
 	case *model.F32:
 		oc, c := w.Dims[0], w.Dims[1]
 		return func(out, in, bias []float32, T int) {
 			be.count(f32KernelName())
 			MatMul(out, in, w.Data, bias, T, c, oc)
-		}, true
+		}, nil
+	case *quantize.Tensor:
+		return be.quantLinear(w)
 	}
-	return be.quantKernel(w)
+	return nil, fmt.Errorf("no CPU matmul for weight format %T", w)
 }
 
 // GELU is GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).

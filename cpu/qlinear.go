@@ -26,7 +26,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
@@ -214,12 +213,11 @@ func (be *Backend) prepared(t *quantize.Tensor) (*qweight, error) {
 	return v.(*qweight), nil
 }
 
-// quantLinear returns the Linear kernel for a quantized weight, or ok == false if the tensor is
-// not one the kernels run.
-func (be *Backend) quantLinear(t *quantize.Tensor) (func(out, in, bias []float32, T int), bool) {
+// quantLinear returns the Linear kernel for a quantized weight, or why the kernels cannot run it.
+func (be *Backend) quantLinear(t *quantize.Tensor) (func(out, in, bias []float32, T int), error) {
 	q, err := be.prepared(t)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	return func(out, in, bias []float32, T int) {
 		if T <= 0 {
@@ -235,7 +233,7 @@ func (be *Backend) quantLinear(t *quantize.Tensor) (func(out, in, bias []float32
 			return
 		}
 		be.count(weightOnlyLinear(q, out, in, bias, T))
-	}, true
+	}, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -690,11 +688,3 @@ func outlierMatMul(q *qweight, out, in []float32, T int, cols []int) {
 	}
 }
 
-// quantKernel is linearKernel's hook for quantized tensors.
-func (be *Backend) quantKernel(w model.Tensor) (func(out, in, bias []float32, T int), bool) {
-	t, ok := w.(*quantize.Tensor)
-	if !ok {
-		return nil, false
-	}
-	return be.quantLinear(t)
-}

@@ -150,9 +150,9 @@ func qcases(short bool) []qcase {
 
 func runLinear(t *testing.T, be *Backend, w model.Tensor, out, in, bias []float32, T int) {
 	t.Helper()
-	k, ok := be.linearKernel(w)
-	if !ok {
-		t.Fatalf("no kernel for %T", w)
+	k, err := be.linearKernel(w)
+	if err != nil {
+		t.Fatalf("no kernel for %T: %v", w, err)
 	}
 	k(out, in, bias, T)
 }
@@ -381,12 +381,16 @@ func TestNewWithOptions(t *testing.T) {
 	}
 	// Unsupported layouts are refused by linearKernel (and so by Upload).
 	bad := randQTensor(r, 4, 48, 8, 32*3, quantize.Absmax) // group of 96 straddles rows of 48? 96 = 2 rows: fine
-	if _, ok := be.linearKernel(bad); !ok {
-		t.Fatal("group of two whole rows refused")
+	if _, err := be.linearKernel(bad); err != nil {
+		t.Fatalf("group of two whole rows refused: %v", err)
 	}
 	bad = randQTensor(r, 4, 48, 8, 64, quantize.Absmax) // 64 neither divides nor is a multiple of 48
-	if _, ok := be.linearKernel(bad); ok {
-		t.Fatal("group straddling rows accepted")
+	if _, err := be.linearKernel(bad); err == nil || !strings.Contains(err.Error(), "neither divides") {
+		t.Fatalf("group straddling rows: error %v", err)
+	}
+	odd := randQTensor(r, 4, 63, 4, 63, quantize.Absmax) // int4 codes of odd rows cannot pair up
+	if _, err := be.linearKernel(odd); err == nil || !strings.Contains(err.Error(), "even length") {
+		t.Fatalf("int4 with odd rows: error %v", err)
 	}
 }
 

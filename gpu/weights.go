@@ -166,13 +166,12 @@ func (t *Tensor) DownloadF32(d kernels.Device) (*model.F32, error) {
 // parameters outside the scope, in float32) stay resident. The result's tensors are *Tensor; free
 // them with FreeWeights. A tied head stays tied.
 func QuantizeWeights(d kernels.Device, w *model.Weights, opt quantize.Options) (*model.Weights, error) {
-	out := *w
-	out.Blocks = append([]model.Block(nil), w.Blocks...)
+	out := w.Copy()
 	src, dst := w.Params(), out.Params()
 	for i, p := range src {
 		f, ok := (*p.T).(*model.F32)
 		if !ok {
-			FreeWeights(d, &out, i)
+			FreeWeights(d, out, i)
 			return nil, fmt.Errorf("gpu: %s: %w", p.Name, quantize.ErrAlreadyQuantized)
 		}
 		t, err := Upload(d, f)
@@ -183,12 +182,12 @@ func QuantizeWeights(d kernels.Device, w *model.Weights, opt quantize.Options) (
 			t = q
 		}
 		if err != nil {
-			FreeWeights(d, &out, i)
+			FreeWeights(d, out, i)
 			return nil, err
 		}
 		*dst[i].T = t
 	}
-	return &out, nil
+	return out, nil
 }
 
 // FreeWeights releases the device tensors among the first n parameters of w (all when n < 0).

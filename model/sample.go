@@ -24,8 +24,8 @@ func (o SampleOptions) Validate() error {
 		return nil
 	}
 	switch {
-	case !(o.Temperature > 0):
-		return fmt.Errorf("temperature must be > 0 (got %g); use greedy decoding for argmax", o.Temperature)
+	case !(o.Temperature > 0) || math.IsInf(o.Temperature, 1):
+		return fmt.Errorf("temperature must be finite and > 0 (got %g); use greedy decoding for argmax", o.Temperature)
 	case o.TopK < 0:
 		return fmt.Errorf("top-k must be >= 0 (got %d)", o.TopK)
 	case !(o.TopP > 0 && o.TopP <= 1):
@@ -61,10 +61,11 @@ func (s *Sampler) Next(logits []float32) int32 {
 	}
 	s.idx = topN(s.idx[:0], logits, n)
 	s.prob = s.prob[:0]
-	maxL := float64(logits[s.idx[0]]) / s.opt.Temperature
+	maxL := float64(logits[s.idx[0]])
 	var sum float64
 	for _, i := range s.idx[:n] {
-		p := math.Exp(float64(logits[i])/s.opt.Temperature - maxL)
+		// Subtracting first keeps a tiny temperature from overflowing to Inf − Inf.
+		p := math.Exp((float64(logits[i]) - maxL) / s.opt.Temperature)
 		s.prob = append(s.prob, p)
 		sum += p
 	}
@@ -147,6 +148,9 @@ func Generate(s *Session, prompt []int32, maxNew int, smp *Sampler, onToken func
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("model: empty prompt")
 	}
+	if maxNew < 0 {
+		return nil, fmt.Errorf("model: max-new-tokens %d is negative", maxNew)
+	}
 	if len(prompt)+maxNew > s.MaxT() {
 		return nil, fmt.Errorf("model: prompt of %d tokens + %d new tokens exceeds the context of %d positions", len(prompt), maxNew, s.MaxT())
 	}
@@ -154,7 +158,7 @@ func Generate(s *Session, prompt []int32, maxNew int, smp *Sampler, onToken func
 	o := s.ops
 	row := make([]float32, s.w.Config.VocabSize)
 	in := prompt
-	var out []int32
+	out := make([]int32, 0, maxNew)
 	for range maxNew {
 		logits, err := s.Forward(in, false)
 		if err != nil {

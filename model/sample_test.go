@@ -62,7 +62,10 @@ func TestSampler(t *testing.T) {
 	if g := draw(SampleOptions{Greedy: true}, 10); g[0] != 10 {
 		t.Errorf("greedy drew %v", g)
 	}
-	for _, bad := range []SampleOptions{{Temperature: 0, TopP: 1}, {Temperature: 1, TopP: 0}, {Temperature: 1, TopP: 1, TopK: -1}} {
+	if g := draw(SampleOptions{Temperature: 1e-320, TopP: 1, Seed: 4}, 100); g[0] != 100 {
+		t.Errorf("a subnormal temperature must act as argmax, drew %v", g)
+	}
+	for _, bad := range []SampleOptions{{Temperature: 0, TopP: 1}, {Temperature: 1, TopP: 0}, {Temperature: 1, TopP: 1, TopK: -1}, {Temperature: math.Inf(1), TopP: 1}} {
 		if _, err := NewSampler(bad); err == nil {
 			t.Errorf("options %+v accepted", bad)
 		}

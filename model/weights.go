@@ -35,6 +35,15 @@ type Norm struct{ W, B Tensor }
 // Linear is a projection y = x·Wᵀ + B with W (OC, C) and B (OC).
 type Linear struct{ W, B Tensor }
 
+// Copy returns weights whose parameter slots can be replaced without touching w: the tensors
+// themselves, and the checkpoint mapping, are shared (close only the original).
+func (w *Weights) Copy() *Weights {
+	c := *w
+	c.Blocks = append([]Block(nil), w.Blocks...)
+	c.closer = nil
+	return &c
+}
+
 // HeadTensor is the (V, C) matrix that produces logits: Head, or WTE when tied.
 func (w *Weights) HeadTensor() Tensor {
 	if w.Head != nil {

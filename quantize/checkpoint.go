@@ -44,9 +44,6 @@ func Save(dir, srcDir string, w *model.Weights, opt Options, force bool) error {
 		return err
 	}
 	opt = opt.withDefaults()
-	if sameDir(dir, srcDir) {
-		return fmt.Errorf("quantize: refusing to save into the source folder %s; choose another output folder", dir)
-	}
 	tensors, err := checkpointTensors(w, opt)
 	if err != nil {
 		return err
@@ -61,7 +58,7 @@ func Save(dir, srcDir string, w *model.Weights, opt Options, force bool) error {
 		"preset":         opt.Preset,
 		"layout":         LayoutOutIn,
 	}
-	err = model.WriteFolder(dir, force, func(tmp string) error {
+	err = model.WriteFolder(dir, force, []string{srcDir}, func(tmp string) error {
 		if err := model.WriteSafetensors(filepath.Join(tmp, "model.safetensors"), tensors, meta); err != nil {
 			return err
 		}
@@ -71,18 +68,6 @@ func Save(dir, srcDir string, w *model.Weights, opt Options, force bool) error {
 		return fmt.Errorf("quantize: %w", err)
 	}
 	return nil
-}
-
-// sameDir reports whether a and b name the same folder (or the same path, if it does not exist).
-func sameDir(a, b string) bool {
-	fa, errA := os.Stat(a)
-	fb, errB := os.Stat(b)
-	if errA == nil && errB == nil {
-		return os.SameFile(fa, fb)
-	}
-	absA, err1 := filepath.Abs(a)
-	absB, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && absA == absB
 }
 
 // checkpointTensors lists what Save writes: float32 tensors first (so that every one of them is
@@ -190,10 +175,8 @@ func readMetadata(path string) (map[string]string, error) {
 func Open(dir string) (*model.Weights, *Options, error) {
 	path := filepath.Join(dir, "model.safetensors")
 	meta, err := readMetadata(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("quantize: %w", err)
-	}
-	if meta["format"] != FormatName {
+	if err != nil || meta["format"] != FormatName {
+		// A plain checkpoint, or an unreadable one: the loader says what is wrong with it.
 		w, err := model.Load(dir)
 		return w, nil, err
 	}

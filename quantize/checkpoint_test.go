@@ -141,6 +141,18 @@ func TestSaveRefusals(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A folder that is not one gpuquant or Hugging Face wrote is never replaced, even with force.
+	other := filepath.Join(t.TempDir(), "home")
+	os.MkdirAll(other, 0o755)
+	os.WriteFile(filepath.Join(other, "notes.txt"), nil, 0o644)
+	if err := Save(other, src, qw, opt, true); err == nil || !strings.Contains(err.Error(), "refusing to replace") {
+		t.Errorf("forced Save over a folder of other files: %v", err)
+	}
+	// Nor may the output contain the source (replacing it would delete the source).
+	if err := Save(filepath.Dir(src), src, qw, opt, true); err == nil || !strings.Contains(err.Error(), "source folder") {
+		t.Errorf("Save over the source's parent: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "config.json"), nil, 0o644) // an earlier model folder
 	marker := filepath.Join(dir, "keep")
 	os.WriteFile(marker, nil, 0o644)
 	if err := Save(dir, src, qw, opt, false); err == nil || !strings.Contains(err.Error(), "already exists") {

@@ -163,8 +163,7 @@ func checkGoldenConfig(t *testing.T, w, qw *model.Weights, g quantGolden, codesS
 // (its integer kernels, weight-only).
 func perplexity(t *testing.T, qw *model.Weights, ids []int32, maxLength, stride int) map[string]model.PerplexityResult {
 	t.Helper()
-	deq := *qw
-	deq.Blocks = append([]model.Block(nil), qw.Blocks...)
+	deq := qw.Copy()
 	for _, p := range deq.Params() {
 		if q, ok := (*p.T).(*quantize.Tensor); ok {
 			*p.T = q.Dequantize()
@@ -175,7 +174,7 @@ func perplexity(t *testing.T, qw *model.Weights, ids []int32, maxLength, stride 
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs := map[string]*model.Weights{"dequantized": &deq, "quantized": up}
+	runs := map[string]*model.Weights{"dequantized": deq, "quantized": up}
 	out := map[string]model.PerplexityResult{}
 	for path, w := range runs {
 		s, err := model.NewSession(be, w, 0)

@@ -297,8 +297,7 @@ func QuantizeWeights(w *model.Weights, opt Options) (*model.Weights, error) {
 		return nil, err
 	}
 	opt = opt.withDefaults()
-	nw := *w
-	nw.Blocks = append([]model.Block(nil), w.Blocks...)
+	nw := w.Copy()
 	type job struct {
 		name string
 		slot *model.Tensor
@@ -339,5 +338,5 @@ func QuantizeWeights(w *model.Weights, opt Options) (*model.Weights, error) {
 			return nil, err
 		}
 	}
-	return &nw, nil
+	return nw, nil
 }
