@@ -687,4 +687,3 @@ func outlierMatMul(q *qweight, out, in []float32, T int, cols []int) {
 		out[i] += v
 	}
 }
-
