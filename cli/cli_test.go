@@ -302,6 +302,9 @@ func TestEdgeArguments(t *testing.T) {
 		{[]string{"generate", "--model", dir, "--temperature", "0"}, "temperature"},
 		{[]string{"eval", "--model", dir, "--text", text, "--max-tokens", "-1"}, "negative"},
 		{[]string{"eval", "--model", dir, "--text", text, "--device", "cuda:x"}, "unknown device"},
+		{[]string{"eval", "--model", dir, "--text", text, "--bits", "4"}, "needs --scheme"},
+		{[]string{"inspect", "--model", dir, "--granularity", "tensor"}, "needs --scheme"},
+		{[]string{"eval", "--model", dir, "--text", text, "--method", "llamacpp", "--stride", "8"}, "does not apply"},
 	} {
 		if _, _, err := gpuquant(t, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)

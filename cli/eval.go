@@ -17,8 +17,11 @@ func perplexityFlags() []ucli.Flag {
 	}
 }
 
-func perplexityOptions(c *ucli.Context) model.PerplexityOptions {
-	return model.PerplexityOptions{MaxLength: c.Int("max-length"), Stride: c.Int("stride"), Method: c.String("method")}
+func perplexityOptions(c *ucli.Context) (model.PerplexityOptions, error) {
+	if c.String("method") == model.MethodLlamaCpp && c.IsSet("stride") {
+		return model.PerplexityOptions{}, fmt.Errorf("--stride does not apply to --method llamacpp (its windows do not overlap)")
+	}
+	return model.PerplexityOptions{MaxLength: c.Int("max-length"), Stride: c.Int("stride"), Method: c.String("method")}, nil
 }
 
 func evalCommand() *ucli.Command {
@@ -72,7 +75,10 @@ func evalCommand() *ucli.Command {
 					return err
 				}
 			}
-			opt := perplexityOptions(c)
+			opt, err := perplexityOptions(c)
+			if err != nil {
+				return err
+			}
 			bar := newProgress(c, 1, "perplexity")
 			opt.Progress = func(done, total int) { bar.ChangeMax(total); bar.Set(done) }
 			start := time.Now()

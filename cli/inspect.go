@@ -22,7 +22,11 @@ func inspectCommand() *ucli.Command {
 		Usage: "list a checkpoint's tensors (name, dtype, shape, bytes); with --scheme, the quantization error of each",
 		Flags: flags,
 		Action: func(c *ucli.Context) error {
-			if c.String("scheme") != "fp32" {
+			scheme, err := schemeFlag(c)
+			if err != nil {
+				return err
+			}
+			if scheme != "fp32" {
 				return inspectQuant(c)
 			}
 			path := filepath.Join(c.String("model"), "model.safetensors")

@@ -102,13 +102,30 @@ func prepare(c *ucli.Context, src *model.Weights, fileQuant, opt *quantize.Optio
 	return l, nil
 }
 
+// schemeFlag is --scheme, refusing quantization flags that fp32 would silently ignore.
+func schemeFlag(c *ucli.Context) (string, error) {
+	s := c.String("scheme")
+	if s == "fp32" {
+		for _, f := range []string{"bits", "granularity", "scope", "preset"} {
+			if c.IsSet(f) {
+				return "", fmt.Errorf("--%s needs --scheme absmax or --scheme zeropoint (the default scheme fp32 does not quantize)", f)
+			}
+		}
+	}
+	return s, nil
+}
+
 // loadModel opens --model and applies the scheme flags.
 func loadModel(c *ucli.Context) (*loaded, error) {
+	scheme, err := schemeFlag(c)
+	if err != nil {
+		return nil, err
+	}
 	src, fileQuant, err := openSource(c)
 	if err != nil {
 		return nil, err
 	}
-	opt, err := quantOptions(c, c.String("scheme"))
+	opt, err := quantOptions(c, scheme)
 	if err == nil {
 		var l *loaded
 		if l, err = prepare(c, src, fileQuant, opt); err == nil {

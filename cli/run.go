@@ -132,7 +132,10 @@ func runAction(c *ucli.Context) error {
 		if err != nil {
 			return err
 		}
-		opt := perplexityOptions(c)
+		opt, err := perplexityOptions(c)
+		if err != nil {
+			return err
+		}
 		if opt.MaxLength == 0 {
 			opt.MaxLength = min(s.MaxT(), len(ids))
 		}
