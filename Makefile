@@ -38,7 +38,7 @@ fuzz:
 # The whole comparison, offline, on a synthetic GPT-2 124M made here.
 demo: build
 	test -d $(MODELS)/synth-gpt2 || ./gpuquant synth --preset gpt2 --out $(MODELS)/synth-gpt2
-	./gpuquant run --model $(MODELS)/synth-gpt2 --max-new-tokens 20 --out $(MODELS)/report
+	./gpuquant run --model $(MODELS)/synth-gpt2 --max-new-tokens 20 --out $(MODELS)/report --force
 
 # The GPU build (needs the CUDA toolkit's cuda.h and libcuda; the binary runs only where a GPU is).
 cuda:
