@@ -68,7 +68,15 @@ func (*Backend) Attention(out, qkv, kc, vc model.Buf, pos0, nHead int) {
 			rows, span := t1-t0, pos0+t1
 			sp := getScratch(rows * span)
 			sc := *sp
-			GemmNT(rows, span, hd, x.Data[t0*3*C+h*hd:], 3*C, K.Data[h*hd:], C, nil, sc, span)
+			if vt != nil {
+				GemmNT(rows, span, hd, x.Data[t0*3*C+h*hd:], 3*C, K.Data[h*hd:], C, nil, sc, span)
+			} else {
+				// Decoding: each row's scores only up to its causal limit, q held in registers.
+				for r := range rows {
+					q := x.Data[(t0+r)*3*C+h*hd : (t0+r)*3*C+(h+1)*hd]
+					scoreRows(sc[r*span:r*span+pos0+t0+r+1], q, K.Data[h*hd:], C)
+				}
+			}
 			// Unnormalized probabilities e^((s−max)·scale); each output row is divided by its
 			// sum after the PV product (hd values instead of n).
 			var inv [attnRows]float32

@@ -134,3 +134,14 @@ func accumRowsGo(out, v []float32, stride int, p []float32) {
 		Axpy(pj, v[j*stride:j*stride+len(out)], out)
 	}
 }
+
+// scoreRowsGo is out[j] = q·k[j·stride : j·stride+len(q)] for j < len(out).
+func scoreRowsGo(out, q, k []float32, stride int) {
+	for j := range out {
+		var s float32
+		for d, v := range k[j*stride : j*stride+len(q)] {
+			s += q[d] * v
+		}
+		out[j] = s
+	}
+}

@@ -184,3 +184,31 @@ func accumRows(out, v []float32, stride int, p []float32) {
 
 //go:noescape
 func accum64AVX512(out, v *float32, stride int, p *float32, n int)
+
+// scoreRows sets out[j] = q·k[j·stride : j·stride+len(q)] for j < len(out): one query row's
+// attention scores over the strided KV cache. For 64-wide heads the AVX-512 kernel keeps q in
+// registers and reduces 16 positions at a time; the last len(out)%16 go through gemvNT.
+func scoreRows(out, q, k []float32, stride int) {
+	n := len(out)
+	if n == 0 {
+		return
+	}
+	m := 0
+	if vecISA == isaAVX512 && len(q) == 64 {
+		m = n &^ 15
+		if m > 0 {
+			_ = k[(m-1)*stride+63]
+			scores64AVX512(&out[0], &q[0], &k[0], stride, m)
+		}
+	}
+	if m < n {
+		if isa == isaGo {
+			scoreRowsGo(out[m:], q, k[m*stride:], stride)
+		} else {
+			gemvNT(n-m, len(q), q, k[m*stride:], stride, nil, out[m:])
+		}
+	}
+}
+
+//go:noescape
+func scores64AVX512(out, q, k *float32, stride int, n int)

@@ -26,3 +26,5 @@ func scaleVec(x []float32, s float32) { scaleGo(x, s) }
 func layerNormVec(dst, src, g, b []float32, eps float32) { layerNormGo(dst, src, g, b, eps) }
 
 func accumRows(out, v []float32, stride int, p []float32) { accumRowsGo(out, v, stride, p) }
+
+func scoreRows(out, q, k []float32, stride int) { scoreRowsGo(out, q, k, stride) }

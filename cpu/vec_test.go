@@ -398,3 +398,37 @@ func TestAccumRows(t *testing.T) {
 		}
 	})
 }
+
+// TestScoreRows checks the strided score rows against float64 on every path, for head widths the
+// kernel takes (64) and falls back on (12, 32), ragged position counts (the kernel takes blocks of
+// 16, the rest go through gemvNT), NaN-poisoned outputs and a guard after the last.
+func TestScoreRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	forVecISAs(t, func(t *testing.T, name string) {
+		for _, hd := range []int{12, 32, 64} {
+			for _, n := range []int{1, 3, 15, 16, 17, 31, 32, 33, 47, 300} {
+				stride := 3*hd + 5
+				k := randF32(r, n*stride, -1, 1)
+				q := randF32(r, hd, -2, 2)
+				out := make([]float32, n+1)
+				for i := range out {
+					out[i] = float32(math.NaN())
+				}
+				scoreRows(out[:n], q, k, stride)
+				for j := range n {
+					var want, mag float64
+					for d := range hd {
+						want += float64(q[d]) * float64(k[j*stride+d])
+						mag += math.Abs(float64(q[d]) * float64(k[j*stride+d]))
+					}
+					if math.Abs(float64(out[j])-want) > float64(hd)*6e-8*mag+1e-30 {
+						t.Fatalf("%s hd %d n %d: out[%d] = %v, want %v", name, hd, n, j, out[j], want)
+					}
+				}
+				if !math.IsNaN(float64(out[n])) {
+					t.Fatalf("%s hd %d n %d: wrote past the output", name, hd, n)
+				}
+			}
+		}
+	})
+}
