@@ -18,7 +18,7 @@ test: vet
 
 # CPU benchmarks on the synthetic GPT-2 124M shape (writes $(MODELS)/synth-gpt2 once).
 bench: build
-	$(GO) test ./bench/ ./cpu/ -run XXX -bench . -benchtime 3x
+	$(GO) test ./bench/ ./cpu/ -run '^$$' -bench . -benchtime 3x
 
 # Our eval next to the PyTorch reference (2 threads) on the same checkpoint and text.
 bench-torch: build
@@ -33,7 +33,7 @@ golden-check:
 	$(PYTHON) scripts/reference_gpt2.py check testdata/golden/f32-prefix testdata/golden/f16-tied testdata/golden/bf16-tied
 
 fuzz:
-	$(GO) test ./model/ -run XXX -fuzz FuzzParseSafetensors -fuzztime 60s
+	$(GO) test ./model/ -run '^$$' -fuzz FuzzParseSafetensors -fuzztime 60s
 
 # The whole comparison, offline, on a synthetic GPT-2 124M made here.
 demo: build
