@@ -274,7 +274,15 @@ if [ -x gpuquant ]; then
 	if [ "$dry" = 1 ] || { ./gpuquant bench --help 2>&1 | grep -q -- '--device' && ./gpuquant bench --help 2>&1 | grep -q -- '--json'; }; then
 		tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpuquant-check.XXXXXX")
 		trap 'rm -rf "$tmp"' EXIT
-		for preset in gpt2 gpt2-xl; do
+		presets="gpt2 gpt2-xl"
+		# A seconds-long probe on a tiny model first: without the CUDA forward pass (not built yet)
+		# synthesizing 6 GB for GPT-2 XL would only burn the device budget.
+		if [ "$dry" != 1 ] && ! { ./gpuquant synth --preset tiny --out "$tmp/probe" >>"$OUT/gpuquant.log" 2>&1 &&
+			./gpuquant bench --model "$tmp/probe" --device cuda:0 --prompt-tokens 8 --new-tokens 2 --repeat 1 >>"$OUT/gpuquant.log" 2>&1; }; then
+			record "gpuquant on cuda:0" skipped 0 "$(tail -n 1 "$OUT/gpuquant.log" | cut -c1-120)"
+			presets=""
+		fi
+		for preset in $presets; do
 			step "synth $preset" 240 "$OUT/gpuquant.log" key_none ./gpuquant synth --preset "$preset" --out "$tmp/$preset"
 			for scheme in "fp32" "absmax --bits 8"; do
 				if [ "$dry" = 1 ] || [ -d "$tmp/$preset" ]; then
