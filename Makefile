@@ -76,7 +76,8 @@ clean:
 .PHONY: kernels kernels-check kernels-emu test-emu test-emu-asan
 NVCC      ?= nvcc
 NVCCFLAGS ?= -std=c++17
-KERNEL_CU := kernels/quant.cu kernels/gemv.cu kernels/gemm_int8.cu
+KERNEL_CU := kernels/quant.cu kernels/gemv.cu kernels/gemm_f32.cu kernels/gemm_int8.cu
+KERNEL_CU += kernels/norm.cu kernels/attention.cu
 
 kernels: $(KERNEL_CU:.cu=.ptx)
 
@@ -92,13 +93,15 @@ kernels-check: kernels
 # cache cannot see the .cu files emu.cc includes, so their hash goes into the cgo flags (srchash.go,
 # and CGO_CXXFLAGS here so that no cache entry made from other sources can be reused).
 # kernels/kerneltest: every kernel vs its CPU twin (the same tests run on a GPU with tag cuda);
-# kernels/emu: the harness's own checks (broken kernels caught); gpu: on-device quantization.
+# kernels/emu: the harness's own checks (broken kernels caught); gpu: on-device quantization and the
+# GPU backend's forward pass against the CPU backend; cli: `run` and `bench` on --device cudaemu.
 EMU_TEST_PKGS := ./kernels/ ./kernels/emu/ ./kernels/kerneltest/ ./gpu/
-EMU_SRCS := kernels/common.cuh kernels/ptx.cuh kernels/quant.cu kernels/gemv.cu kernels/gemm_int8.cu kernels/emu/broken.cu
+EMU_SRCS := kernels/common.cuh kernels/ptx.cuh kernels/quant.cu kernels/gemv.cu kernels/gemm_f32.cu kernels/gemm_int8.cu kernels/norm.cu kernels/attention.cu kernels/emu/broken.cu
 kernels-emu test-emu: kernels-emu-hash
 	@mkdir -p build
-	@CGO_CXXFLAGS="-g -O2 -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)" \
+	@export CGO_CXXFLAGS="-g -O2 -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)"; \
 	  $(GO) test -tags cudaemu -count=1 -v $(EMU_TEST_PKGS) > build/test-emu.log 2>&1; rc=$$?; \
+	  $(GO) test -tags cudaemu -count=1 -v -run 'OnEmulatedGPU' ./cli/ >> build/test-emu.log 2>&1 || rc=1; \
 	  grep -E '^(ok|FAIL|cudaemu (kernels|harness):)' build/test-emu.log; \
 	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|panic|cannot|error' build/test-emu.log | head -80; fi; \
 	  grep -q 'cudaemu kernels:' build/test-emu.log || rc=1; exit $$rc

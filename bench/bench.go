@@ -67,6 +67,7 @@ func once(s *model.Session, prompt []int32, newTokens int) (prefill, decode floa
 	o := s.Ops()
 	s.Reset()
 	start := time.Now()
+	end := model.Trace(o, "prefill")
 	logits, err := s.Forward(prompt, false)
 	if err != nil {
 		return 0, 0, err
@@ -74,13 +75,22 @@ func once(s *model.Session, prompt []int32, newTokens int) (prefill, decode floa
 	row := make([]float32, logits.Cols())
 	o.Read(row, logits) // the result must reach the host for the time to count
 	prefill = time.Since(start).Seconds()
+	end()
+	if err := o.Err(); err != nil {
+		return 0, 0, err
+	}
 	start = time.Now()
 	for range newTokens {
+		end := model.Trace(o, "decode step")
 		logits, err = s.Forward([]int32{model.Argmax(row)}, false)
 		if err != nil {
 			return 0, 0, err
 		}
 		o.Read(row, logits)
+		end()
+	}
+	if err := o.Err(); err != nil {
+		return 0, 0, err
 	}
 	return prefill, time.Since(start).Seconds(), nil
 }

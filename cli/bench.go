@@ -32,23 +32,25 @@ func benchCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			defer s.Close()
 			r, err := bench.Run(s, bench.Options{PromptTokens: c.Int("prompt-tokens"), NewTokens: c.Int("new-tokens"), Repeat: c.Int("repeat")})
 			if err != nil {
 				return err
 			}
-			out := schemeFields(l.Quant)
+			out := l.scheme()
 			out["model"], out["device"], out["model_bytes"] = l.Dir, l.Ops.Name(), l.W.Bytes()
 			out["prefill_tokens_per_s"], out["decode_tokens_per_s"] = r.PrefillTokensPerS, r.DecodeTokensPerS
 			out["prompt_tokens"], out["new_tokens"], out["repeat"] = r.PromptTokens, r.NewTokens, r.Repeat
 			out["prefill_seconds"], out["decode_seconds"] = r.PrefillSeconds, r.DecodeSeconds
 			out["kernel"], out["kernels"] = c.String("kernel"), kernelsUsed(l.Ops)
 			out["peak_rss_bytes"] = peakRSS()
+			deviceFields(l.Ops, out)
 			if c.Bool("json") {
 				return printJSON(c, out)
 			}
 			fmt.Fprintf(stdout(c), "%s %s on %s: prefill %.1f tokens/s (%d tokens), decode %.1f tokens/s (%d tokens), model %s, peak RSS %s\n",
 				l.Dir, out["scheme"], l.Ops.Name(), r.PrefillTokensPerS, r.PromptTokens, r.DecodeTokensPerS, r.NewTokens,
-				humanBytes(l.W.Bytes()), humanBytes(peakRSS()))
+				model.HumanBytes(l.W.Bytes()), model.HumanBytes(peakRSS()))
 			return nil
 		},
 	}
@@ -61,14 +63,4 @@ func peakRSS() int64 {
 		return 0
 	}
 	return ru.Maxrss * 1024 // Linux reports KiB
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gpuquant/gpuquant/cpu"
 	"github.com/gpuquant/gpuquant/cuda"
@@ -9,14 +12,47 @@ import (
 	"github.com/gpuquant/gpuquant/model"
 )
 
-// openBackend returns the backend for a device string: "cpu" or "cuda:N".
-func openBackend(device string, opt cpu.Options) (model.Ops, error) {
-	if device == "cpu" {
+// openBackend returns the backend of --device, "cpu" or "cuda:N", with the --kernel options.
+func openBackend(c *ucli.Context) (model.Ops, error) {
+	device, opt := c.String("device"), backendOptions(c)
+	switch device {
+	case "cpu":
 		return cpu.NewWith(opt)
+	case "cudaemu": // the GPU path on the kernels' CPU emulator: tests only (-tags cudaemu)
+		if opt.OutlierThreshold != 0 {
+			return nil, errOutliersCPU
+		}
+		return gpu.NewEmulated(gpu.Options{Kernel: opt.Kernel})
 	}
 	idx, err := cuda.ParseDevice(device)
 	if err != nil {
 		return nil, fmt.Errorf("unknown device %q (want cpu or cuda:N, e.g. cuda:0)", device)
 	}
-	return gpu.New(idx)
+	if opt.OutlierThreshold != 0 {
+		return nil, errOutliersCPU
+	}
+	return gpu.New(idx, gpu.Options{Kernel: opt.Kernel})
+}
+
+var errOutliersCPU = errors.New("--outlier-threshold (LLM.int8() outliers) runs only on --device cpu")
+
+// closeBackend releases a backend that holds a device.
+func closeBackend(o model.Ops) {
+	if g, ok := o.(*gpu.Backend); ok {
+		g.Close()
+	}
+}
+
+// deviceFields adds a GPU backend's device and memory figures to a JSON report.
+func deviceFields(o model.Ops, out map[string]any) {
+	g, ok := o.(*gpu.Backend)
+	if !ok {
+		return
+	}
+	out["device_name"] = gpu.DeviceInfo(g)
+	out["cuda_graphs"] = g.GraphsUsed()
+	if m, err := g.Memory(); err == nil {
+		out["device_in_use_bytes"], out["device_peak_bytes"] = m.InUse, m.Peak
+		out["device_driver_used_bytes"], out["device_total_bytes"] = m.Total-m.DriverFree, m.Total
+	}
 }

@@ -62,18 +62,20 @@ func evalCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			defer s.Close()
 			var ref *model.Session
 			if c.String("compare-to") != "" {
 				if l.Saved {
 					return fmt.Errorf("--compare-to fp32 needs the original checkpoint: %s is quantized (%s); pass the original as --model with the scheme flags", l.Dir, l.Quant)
 				}
-				rl, err := prepare(c, l.Source, nil, nil)
+				rl, err := prepare(c, l.Ops, l.Source, nil, nil, false)
 				if err != nil {
 					return err
 				}
 				if ref, err = model.NewSession(rl.Ops, rl.W, 0); err != nil {
 					return err
 				}
+				defer ref.Close()
 			}
 			opt, err := perplexityOptions(c)
 			if err != nil {
@@ -88,12 +90,13 @@ func evalCommand() *ucli.Command {
 				return err
 			}
 			secs := time.Since(start).Seconds()
-			out := schemeFields(l.Quant)
+			out := l.scheme()
 			out["model"], out["device"], out["text"] = l.Dir, l.Ops.Name(), c.String("text")
 			out["perplexity"], out["nll_mean"], out["nll_sum"] = r.Perplexity, r.NLLMean, r.NLLSum
 			out["tokens_scored"], out["tokens"], out["windows"] = r.Tokens, len(ids), r.Windows
 			out["method"], out["model_bytes"], out["seconds"] = opt.Method, l.W.Bytes(), secs
 			out["kernels"] = kernelsUsed(l.Ops)
+			deviceFields(l.Ops, out)
 			if ref != nil {
 				out["kld_mean"], out["top1_agreement"] = cmp.KLDMean, cmp.Top1Agreement
 			}

@@ -57,6 +57,7 @@ func generateText(l *loaded, tok *tokenizer.Tokenizer, prompt string, n int, opt
 	if err != nil {
 		return nil, err
 	}
+	defer s.Close()
 	start := time.Now()
 	out, err := model.Generate(s, ids, n, smp, onToken)
 	if err != nil {
@@ -119,10 +120,11 @@ func generateCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				out := schemeFields(l.Quant)
+				out := l.scheme()
 				out["model"], out["device"], out["prompt"] = l.Dir, l.Ops.Name(), c.String("prompt")
 				out["prompt_ids"], out["token_ids"], out["text"] = g.PromptIDs, g.TokenIDs, g.Text
 				out["seconds"], out["tokens_per_s"], out["kernels"] = g.Seconds, g.TokensPS, kernelsUsed(l.Ops)
+				deviceFields(l.Ops, out)
 				return printJSON(c, out)
 			}
 			fmt.Fprintf(stdout(c), "\n")

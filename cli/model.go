@@ -9,6 +9,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gpuquant/gpuquant/cpu"
+	"github.com/gpuquant/gpuquant/gpu"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/model/tokenizer"
 	"github.com/gpuquant/gpuquant/quantize"
@@ -23,7 +24,7 @@ func modelFlags() []ucli.Flag {
 
 // schemeFlags choose the quantization applied in memory after loading.
 func schemeFlags() []ucli.Flag {
-	return append([]ucli.Flag{&ucli.StringFlag{Name: "scheme", Value: "fp32", Usage: "fp32 (no quantization), absmax or zeropoint"}},
+	return append([]ucli.Flag{&ucli.StringFlag{Name: "scheme", Value: "fp32", Usage: "fp32 (no quantization), fp16 (half weights, cuda only), absmax or zeropoint"}},
 		quantFlags()...)
 }
 
@@ -39,9 +40,13 @@ func quantFlags() []ucli.Flag {
 	}
 }
 
-// quantOptions reads the scheme flags with the given scheme; nil means fp32.
+// schemeFP16 stores the weight matrices as IEEE half on the GPU: the float baseline our int8
+// kernels are measured against.
+const schemeFP16 = "fp16"
+
+// quantOptions reads the scheme flags with the given scheme; nil means a float scheme.
 func quantOptions(c *ucli.Context, scheme string) (*quantize.Options, error) {
-	if scheme == "fp32" {
+	if scheme == "fp32" || scheme == schemeFP16 {
 		return nil, nil
 	}
 	g, err := quantize.ParseGranularity(c.String("granularity"))
@@ -66,49 +71,73 @@ type loaded struct {
 	Source *model.Weights    // as read from disk (owns the mapping)
 	Saved  bool              // Source is a quantized checkpoint, so no fp32 original is at hand
 	W      *model.Weights    // as uploaded to the backend
-	Quant  *quantize.Options // nil for fp32
+	Quant  *quantize.Options // nil for a float scheme
+	Half   bool              // fp16 weights
 	Ops    model.Ops
+	owner  bool // Close closes Ops
 }
 
-func (l *loaded) Close() { l.Source.Close() }
+func (l *loaded) Close() {
+	if l.owner {
+		closeBackend(l.Ops)
+	}
+	l.Source.Close()
+}
+
+// scheme describes the model's weights for reports.
+func (l *loaded) scheme() map[string]any {
+	if l.Half {
+		return map[string]any{"scheme": schemeFP16, "bits": 16, "granularity": "", "scope": "weights", "preset": ""}
+	}
+	return schemeFields(l.Quant)
+}
 
 // openSource reads a checkpoint folder, plain or quantized.
 func openSource(c *ucli.Context) (*model.Weights, *quantize.Options, error) {
 	return quantize.Open(c.String("model"))
 }
 
-// prepare quantizes src with opt (nil: as it is) and uploads it to the backend of the flags.
-func prepare(c *ucli.Context, src *model.Weights, fileQuant, opt *quantize.Options) (*loaded, error) {
-	ops, err := openBackend(c.String("device"), backendOptions(c))
+// prepare makes src runnable on ops: as it is (fileQuant describes a quantized checkpoint), in
+// fp16 (half), or quantized with opt. On a GPU the weights go to the device once and are
+// quantized there by our kernels; on the CPU they are quantized in memory.
+func prepare(c *ucli.Context, ops model.Ops, src *model.Weights, fileQuant, opt *quantize.Options, half bool) (*loaded, error) {
+	l := &loaded{Dir: c.String("model"), Source: src, W: src, Quant: fileQuant, Saved: fileQuant != nil, Half: half, Ops: ops}
+	if (opt != nil || half) && fileQuant != nil {
+		return nil, fmt.Errorf("%s is already quantized (%s); drop --scheme to run it as saved", l.Dir, fileQuant)
+	}
+	defer model.Trace(ops, "upload")()
+	var err error
+	g, onGPU := ops.(*gpu.Backend)
+	switch {
+	case half && !onGPU:
+		return nil, fmt.Errorf("--scheme fp16 runs only on a GPU (--device cuda:N): the CPU backend computes in float32")
+	case half:
+		l.W, err = g.UploadHalf(src)
+	case opt != nil && onGPU:
+		l.W, err = g.UploadQuantized(src, *opt)
+		l.Quant = opt
+	case opt != nil:
+		var q *model.Weights
+		if q, err = quantize.QuantizeWeights(src, *opt); err == nil {
+			l.W, err = ops.Upload(q)
+		}
+		l.Quant = opt
+	default:
+		l.W, err = ops.Upload(src)
+	}
 	if err != nil {
 		return nil, err
 	}
-	l := &loaded{Dir: c.String("model"), Source: src, W: src, Quant: fileQuant, Saved: fileQuant != nil}
-	if opt != nil {
-		if fileQuant != nil {
-			return nil, fmt.Errorf("%s is already quantized (%s); drop --scheme to run it as saved", l.Dir, fileQuant)
-		}
-		q, err := quantize.QuantizeWeights(src, *opt)
-		if err != nil {
-			return nil, err
-		}
-		l.W, l.Quant = q, opt
-	}
-	up, err := ops.Upload(l.W)
-	if err != nil {
-		return nil, err
-	}
-	l.W, l.Ops = up, ops
 	return l, nil
 }
 
 // schemeFlag is --scheme, refusing quantization flags that fp32 would silently ignore.
 func schemeFlag(c *ucli.Context) (string, error) {
 	s := c.String("scheme")
-	if s == "fp32" {
+	if s == "fp32" || s == schemeFP16 {
 		for _, f := range []string{"bits", "granularity", "scope", "preset"} {
 			if c.IsSet(f) {
-				return "", fmt.Errorf("--%s needs --scheme absmax or --scheme zeropoint (the default scheme fp32 does not quantize)", f)
+				return "", fmt.Errorf("--%s needs --scheme absmax or --scheme zeropoint (the scheme %s does not quantize)", f, s)
 			}
 		}
 	}
@@ -121,18 +150,27 @@ func loadModel(c *ucli.Context) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, fileQuant, err := openSource(c)
+	ops, err := openBackend(c)
 	if err != nil {
+		return nil, err
+	}
+	end := model.Trace(ops, "load")
+	src, fileQuant, err := openSource(c)
+	end()
+	if err != nil {
+		closeBackend(ops)
 		return nil, err
 	}
 	opt, err := quantOptions(c, scheme)
 	if err == nil {
 		var l *loaded
-		if l, err = prepare(c, src, fileQuant, opt); err == nil {
+		if l, err = prepare(c, ops, src, fileQuant, opt, scheme == schemeFP16); err == nil {
+			l.owner = true
 			return l, nil
 		}
 	}
 	src.Close()
+	closeBackend(ops)
 	return nil, err
 }
 

@@ -6,6 +6,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
@@ -45,7 +46,7 @@ func quantizeCommand() *ucli.Command {
 				return err
 			}
 			fmt.Fprintf(stderr(c), "%s: %s -> %s (%s -> %s, quantized in %.2f s)\n", opt, c.String("model"), c.String("out"),
-				humanBytes(src.Bytes()), humanBytes(q.Bytes()), secs)
+				model.HumanBytes(src.Bytes()), model.HumanBytes(q.Bytes()), secs)
 			return nil
 		},
 	}

@@ -10,6 +10,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/gpuquant/gpuquant/gpu"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
 	"github.com/gpuquant/gpuquant/report"
@@ -54,7 +55,14 @@ type runRow struct {
 }
 
 func runAction(c *ucli.Context) error {
+	ops, err := openBackend(c)
+	if err != nil {
+		return err
+	}
+	defer closeBackend(ops)
+	end := model.Trace(ops, "load")
 	src, fileQuant, err := openSource(c)
+	end()
 	if err != nil {
 		return err
 	}
@@ -71,37 +79,38 @@ func runAction(c *ucli.Context) error {
 	}
 	log := stderr(c)
 	fp32Bytes := src.Bytes()
-	fmt.Fprintf(log, "model %s: %d layers, n_embd %d, %s in fp32\n", c.String("model"), src.Config.NLayer, src.Config.NEmbd, humanBytes(fp32Bytes))
+	fmt.Fprintf(log, "model %s: %d layers, n_embd %d, %s in fp32\n", c.String("model"), src.Config.NLayer, src.Config.NEmbd, model.HumanBytes(fp32Bytes))
 
 	schemes := []string{"fp32", string(quantize.Absmax), string(quantize.ZeroPoint)}
 	var rows []*runRow
 	var models []*loaded
+	var hosts []*model.Weights // each model's weights on the host, for error statistics and histograms
 	for _, name := range schemes {
 		opt, err := quantOptions(c, name)
 		if err != nil {
 			return err
 		}
 		start := time.Now()
-		l, err := prepare(c, src, nil, opt)
+		l, host, err := prepareRun(c, ops, src, models, opt)
 		if err != nil {
 			return err
 		}
 		row := &runRow{Name: name, Scheme: schemeFields(opt), ModelBytes: l.W.Bytes(), QuantizeSecs: time.Since(start).Seconds(), RSSBytes: currentRSS()}
 		row.SizeRatio = float64(row.ModelBytes) / float64(fp32Bytes)
 		if opt != nil {
-			stats, err := quantize.CompareWeights(src, l.W)
+			stats, err := quantize.CompareWeights(src, host)
 			if err != nil {
 				return err
 			}
 			total := quantize.Total(stats)
 			row.Error = &total
 		}
-		fmt.Fprintf(log, "%-9s %s (%.3fx)\n", name, humanBytes(row.ModelBytes), row.SizeRatio)
-		rows, models = append(rows, row), append(models, l)
+		fmt.Fprintf(log, "%-9s %s (%.3fx)\n", name, model.HumanBytes(row.ModelBytes), row.SizeRatio)
+		rows, models, hosts = append(rows, row), append(models, l), append(hosts, host)
 	}
 
 	out := c.String("out")
-	hist, err := binHistograms(c.String("tensor"), src, models[1].W, models[2].W)
+	hist, err := binHistograms(c.String("tensor"), src, hosts[1], hosts[2])
 	if err != nil {
 		return err
 	}
@@ -132,6 +141,7 @@ func runAction(c *ucli.Context) error {
 		if err != nil {
 			return err
 		}
+		defer s.Close()
 		opt, err := perplexityOptions(c)
 		if err != nil {
 			return err
@@ -157,6 +167,7 @@ func runAction(c *ucli.Context) error {
 		"seed": c.Uint64("seed"), "perplexity_text": textName, "perplexity_tokens": len(ids),
 		"models": rows, "peak_rss_bytes": peakRSS(),
 	}
+	deviceFields(ops, rep)
 	err = model.WriteFolder(out, c.Bool("force"), []string{c.String("model")}, func(tmp string) error {
 		data, err := jsonIndent(rep)
 		if err == nil {
@@ -180,10 +191,34 @@ func runAction(c *ucli.Context) error {
 	tw := tabwriter.NewWriter(stdout(c), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "model\tbytes\tsize\tperplexity\tdecode tok/s\tscore tok/s\tgenerated text")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.3fx\t%.3f\t%.1f\t%.1f\t%q\n", r.Name, humanBytes(r.ModelBytes), r.SizeRatio, r.Perplexity,
+		fmt.Fprintf(tw, "%s\t%s\t%.3fx\t%.3f\t%.1f\t%.1f\t%q\n", r.Name, model.HumanBytes(r.ModelBytes), r.SizeRatio, r.Perplexity,
 			r.Generation.TokensPS, r.ScoreTokensPS, oneLine(c.String("prompt")+r.Generation.Text, 70))
 	}
 	return tw.Flush()
+}
+
+// prepareRun makes the next model of the comparison: the original first, then the quantized
+// ones. On a GPU the original is uploaded once and the others are quantized from it on the device
+// (their codes come back to the host only for the statistics); host is the model's weights on the
+// host.
+func prepareRun(c *ucli.Context, ops model.Ops, src *model.Weights, done []*loaded, opt *quantize.Options) (l *loaded, host *model.Weights, err error) {
+	g, onGPU := ops.(*gpu.Backend)
+	if !onGPU || len(done) == 0 {
+		if l, err = prepare(c, ops, src, nil, opt, false); err != nil {
+			return nil, nil, err
+		}
+		return l, l.W, nil
+	}
+	end := model.Trace(ops, "quantize")
+	q, err := g.QuantizeOnDevice(done[0].W, *opt)
+	end()
+	if err != nil {
+		return nil, nil, err
+	}
+	if host, err = g.HostWeights(q, src); err != nil {
+		return nil, nil, err
+	}
+	return &loaded{Dir: c.String("model"), Source: src, W: q, Quant: opt, Ops: ops}, host, nil
 }
 
 func runMarkdown(c *ucli.Context, rows []*runRow, textName string) string {

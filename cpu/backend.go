@@ -173,6 +173,12 @@ func (*Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
 
 func (*Backend) Read(dst []float32, b model.Buf) { copy(dst, b.(*Buf).Data) }
 
+// Free does nothing: buffers are Go memory.
+func (*Backend) Free(model.Buf) {}
+
+// Err is always nil: the CPU ops cannot fail once Upload has accepted the weights.
+func (*Backend) Err() error { return nil }
+
 // parallelRows runs fn for every row in [0, n) on all cores, in chunks of at least grain rows.
 func parallelRows(n, grain int, fn func(r int)) {
 	parallelFor(n, grain, func(lo, hi int) {

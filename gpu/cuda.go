@@ -8,7 +8,6 @@ import (
 
 	"github.com/gpuquant/gpuquant/cuda"
 	"github.com/gpuquant/gpuquant/kernels"
-	"github.com/gpuquant/gpuquant/model"
 )
 
 var registerOnce sync.Once
@@ -36,15 +35,36 @@ func Open(index int) (*cuda.Device, error) {
 	return cuda.Open(index)
 }
 
-// New opens device index. The device-resident weights and on-device quantization (QuantizeWeights)
-// work; the forward pass over model.Ops on CUDA is the next step of the GPU work, so New says so
-// instead of pretending, and the CPU backend remains the one that runs models.
-func New(index int) (model.Ops, error) {
+// New opens CUDA device index (cuda:index) as a backend: the forward pass on our kernels, steps
+// of one token recorded once as CUDA graphs, NVTX ranges under a profiler. Close releases the
+// device.
+func New(index int, opt Options) (*Backend, error) {
 	d, err := Open(index)
 	if err != nil {
 		return nil, err
 	}
-	info := d.Info()
-	d.Close()
-	return nil, fmt.Errorf("gpu: %s is usable for on-device quantization, but the CUDA forward pass is not implemented yet; run models with --device cpu", info)
+	return NewBackend(d, fmt.Sprintf("cuda:%d", index), opt, Hooks{
+		Capture: func(fn func() error) (Graph, error) {
+			g, err := d.Capture(fn)
+			if err != nil {
+				return nil, err
+			}
+			return g, nil
+		},
+		Range:   cuda.Range,
+		MemInfo: d.MemInfo,
+		PoolStats: func() (int64, int64) {
+			s := d.Stats()
+			return s.InUse, s.Peak
+		},
+		Close: d.Close,
+	})
+}
+
+// DeviceInfo describes the GPU a backend made by New runs on ("" for other devices).
+func DeviceInfo(b *Backend) string {
+	if d, ok := b.Device().(*cuda.Device); ok {
+		return d.Info().String()
+	}
+	return ""
 }

@@ -15,10 +15,10 @@ import (
 // so device-resident weights travel in an ordinary model.Weights.
 type Tensor struct {
 	Dims      []int
-	Bits      int // 32 for float32, else 8 or 4
+	Bits      int // 32 float32, 16 IEEE half, else 8 or 4 (codes)
 	Scheme    quantize.Scheme
 	GroupSize int
-	Data      kernels.Ptr // float32 values (Bits 32)
+	Data      kernels.Ptr // float values (Bits 32 or 16)
 	Codes     kernels.Ptr // codes (Bits 8 or 4)
 	Scales    kernels.Ptr // one float32 per group
 	Zeros     kernels.Ptr // one float32 per group, ZeroPoint only
@@ -29,8 +29,8 @@ func (t *Tensor) Shape() []int { return t.Dims }
 // Bytes is the device memory the tensor holds.
 func (t *Tensor) Bytes() int64 {
 	n := model.NumElements(t.Dims)
-	if t.Bits == 32 {
-		return 4 * int64(n)
+	if t.Bits == 32 || t.Bits == 16 {
+		return int64(t.Bits/8) * int64(n)
 	}
 	groups := int64(n / t.GroupSize)
 	b := int64(kernels.CodeBytes(n, t.Bits)) + 4*groups
@@ -129,7 +129,7 @@ func checkScales(d kernels.Device, name string, scales kernels.Ptr, groups int) 
 
 // Download copies a quantized device tensor back as a quantize.Tensor (for checks and saving).
 func (t *Tensor) Download(d kernels.Device) (*quantize.Tensor, error) {
-	if t.Bits == 32 {
+	if t.Bits == 32 || t.Bits == 16 {
 		return nil, errors.New("gpu: download of a float tensor as quantized")
 	}
 	n := model.NumElements(t.Dims)

@@ -1,6 +1,7 @@
 // common.cuh — small device helpers shared by the kernel families (header-only, #pragma once so
 // that the CPU emulator can include every .cu file in one translation unit).
 #pragma once
+#include "ptx.cuh"
 
 // Scheme numbers, as the Go launchers pass them (kernels.Absmax, kernels.ZeroPoint).
 #define GQ_ABSMAX 0
@@ -30,3 +31,39 @@ __device__ __forceinline__ float gq_warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+
+// gq_weight is element e (flat index) of a weight in any of the formats gpu.Tensor holds, as a
+// float: bits 32 float32, 16 IEEE half, 8 or 4 codes dequantized exactly as quantize.Tensor does,
+// (q − z_g)/s_g with g = e/gs (zeros null for absmax). Kernels pass the five fields as separate
+// arguments (launch arguments are never structs).
+__device__ __forceinline__ float gq_weight(const void* data, const float* scales, const float* zeros, long long gs,
+                                           int bits, long long e) {
+  if (bits == 32) return static_cast<const float*>(data)[e];
+  if (bits == 16) return cvt_f32_f16(static_cast<const unsigned short*>(data)[e]);
+  const long long g = e / gs;
+  const float z = zeros ? zeros[g] : 0.0f;
+  return __fdiv_rn(__fsub_rn((float)gq_code(static_cast<const unsigned char*>(data), e, bits), z), scales[g]);
+}
+
+// gq_block_sum returns the sum of v over the block to every thread. blockDim.x must be a multiple
+// of 32, at most 1024; red is 32 floats of __shared__ memory that no other call uses concurrently.
+__device__ __forceinline__ float gq_block_sum(float v, float* red) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = gq_warp_sum(v);
+  __syncthreads();  // red may still be read by a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  v = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0f;
+  return gq_warp_sum(v);
+}
+
+// Epilogue activations of the linear kernels (kernels.Act).
+#define GQ_ACT_NONE 0
+#define GQ_ACT_GELU 1
+
+// gq_gelu is GPT-2's gelu_new, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+__device__ __forceinline__ float gq_gelu(float x) {
+  return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+__device__ __forceinline__ float gq_act(float v, int act) { return act == GQ_ACT_GELU ? gq_gelu(v) : v; }

@@ -1,7 +1,7 @@
 // gemm_int8.cu — W8A8: int8 activations (quant_act_rows) × int8 weight codes on the tensor cores
 // (mma.sync m16n8k32, ptx.cuh), exact int32 dot products per weight group, one float epilogue:
 //
-//   out[t, n] = inv_t · Σ_grp ( (1/s_g)·dot_grp(t, n) − (z_g/s_g)·qsum[t, grp] ) + bias[n]
+//   out[t, n] = act(inv_t · Σ_grp ( (1/s_g)·dot_grp(t, n) − (z_g/s_g)·qsum[t, grp] ) + bias[n])
 //
 // with dot_grp the int32 dot of qa(t, ·) and the codes of row n over group grp, g = (n·C + grp·gw)/gs
 // and gw = min(gs, C) the group width inside a row (cpu.w8a8Linear's numerics). Weights (OC, C)
@@ -36,7 +36,8 @@ __device__ __forceinline__ void w8_load_tile(signed char* dst /* (32, W8_LDS) */
 template <int Bug>
 __device__ __forceinline__ void gemm_w8a8_body(float* out, const signed char* qa, const float* inv, const int* qsum,
                                                const unsigned char* codes, const float* scales, const float* zeros,
-                                               const float* bias, int T, int C, int OC, long long gs, int bits) {
+                                               const float* bias, int T, int C, int OC, long long gs, int bits,
+                                               int act) {
   __shared__ __align__(16) signed char sA[W8_BM * W8_LDS];
   __shared__ __align__(16) signed char sB[W8_BN * W8_LDS];
   const int m0 = blockIdx.y * W8_BM, n0 = blockIdx.x * W8_BN;
@@ -95,16 +96,16 @@ __device__ __forceinline__ void gemm_w8a8_body(float* out, const signed char* qa
 #pragma unroll
     for (int i = 0; i < 4; i++) {
       const int m = m0 + wm + g + 8 * (i >> 1), n = n0 + wn + 8 * j + 2 * t + (i & 1);
-      if (m < T && n < OC) out[(long long)m * OC + n] = f[j][i] * inv[m] + (bias ? bias[n] : 0.0f);
+      if (m < T && n < OC) out[(long long)m * OC + n] = gq_act(f[j][i] * inv[m] + (bias ? bias[n] : 0.0f), act);
     }
 }
 
 // gemm_w8a8: blockDim (128), grid (ceil(OC/32), ceil(T/32)). qsum (from quant_act_rows with
-// g = gw) is needed only with zeros; zeros and bias may be null.
+// g = gw) is needed only with zeros; zeros and bias may be null; act is GQ_ACT_NONE or GQ_ACT_GELU.
 extern "C" __global__ void __launch_bounds__(128)
     gemm_w8a8(float* out /* (T, OC) */, const signed char* qa /* (T, C) */, const float* inv /* (T) */,
               const int* qsum /* (T, C/gw) or null */, const unsigned char* codes /* (OC, C) or (OC, C/2) */,
               const float* scales /* (groups) */, const float* zeros /* (groups) or null */,
-              const float* bias /* (OC) or null */, int T, int C, int OC, long long gs, int bits) {
-  gemm_w8a8_body<0>(out, qa, inv, qsum, codes, scales, zeros, bias, T, C, OC, gs, bits);
+              const float* bias /* (OC) or null */, int T, int C, int OC, long long gs, int bits, int act) {
+  gemm_w8a8_body<0>(out, qa, inv, qsum, codes, scales, zeros, bias, T, C, OC, gs, bits, act);
 }

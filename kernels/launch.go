@@ -23,7 +23,8 @@ const (
 	KQuantEncode     = "quant_encode"
 	KDequant         = "dequant"
 	KQuantActRows    = "quant_act_rows"
-	KGemvWO          = "gemv_wo"
+	KGemv            = "gemv"
+	KGemmF32         = "gemm_f32"
 	KGemmW8A8        = "gemm_w8a8"
 )
 
@@ -37,8 +38,17 @@ var Signatures = map[string]string{
 	KQuantEncode:     "pppplli",
 	KDequant:         "pppplli",
 	KQuantActRows:    "ppppiii",
-	KGemvWO:          "ppppppiiili",
-	KGemmW8A8:        "ppppppppiiili",
+	KGemv:            "ppppppiiilii",
+	KGemmF32:         "ppppppiiilii",
+	KGemmW8A8:        "ppppppppiiilii",
+	KEmbed:           "pppppplipppliii",
+	KLayerNorm:       "ppppiif",
+	KAddLayerNorm:    "pppppiif",
+	KAdd:             "ppl",
+	KGELU:            "pl",
+	KNLL:             "pppii",
+	KKVStore:         "ppppii",
+	KAttention:       "pppppiii",
 }
 
 // Modules maps every kernel name to the PTX module (one per .cu file) that defines it.
@@ -49,12 +59,22 @@ var Modules = map[string]string{
 	KQuantEncode:     "quant.ptx",
 	KDequant:         "quant.ptx",
 	KQuantActRows:    "quant.ptx",
-	KGemvWO:          "gemv.ptx",
+	KGemv:            "gemv.ptx",
+	KGemmF32:         "gemm_f32.ptx",
 	KGemmW8A8:        "gemm_int8.ptx",
+	KEmbed:           "norm.ptx",
+	KLayerNorm:       "norm.ptx",
+	KAddLayerNorm:    "norm.ptx",
+	KAdd:             "norm.ptx",
+	KGELU:            "norm.ptx",
+	KNLL:             "norm.ptx",
+	KKVStore:         "attention.ptx",
+	KAttention:       "attention.ptx",
 }
 
 // Names lists the kernels in a fixed order.
-var Names = []string{KQuantMinmaxInit, KQuantMinmax, KQuantParams, KQuantEncode, KDequant, KQuantActRows, KGemvWO, KGemmW8A8}
+var Names = []string{KQuantMinmaxInit, KQuantMinmax, KQuantParams, KQuantEncode, KDequant, KQuantActRows, KGemv, KGemmF32, KGemmW8A8,
+	KEmbed, KLayerNorm, KAddLayerNorm, KAdd, KGELU, KNLL, KKVStore, KAttention}
 
 // Scheme numbers as the kernels read them (common.cuh GQ_ABSMAX, GQ_ZEROPOINT).
 type Scheme int32
@@ -100,6 +120,7 @@ const (
 	maxBlocks  = 4096 // grid cap of the grid-stride kernels
 	gemvTok    = 4    // GEMV_TOK in gemv.cu
 	gemvWarps  = 4    // rows (warps) per GEMV block
+	gfTile     = 64   // GF_BM = GF_BN in gemm_f32.cu
 	w8Tile     = 32   // W8_BM = W8_BN in gemm_int8.cu
 )
 
@@ -219,36 +240,91 @@ func QuantizeActs(d Device, qa, inv, qsum, x Ptr, T, C, g int) error {
 		qa, inv, qsum, x, int32(T), int32(C), int32(g)))
 }
 
-// GemvWeightOnly computes out(T, OC) = x(T, C) · deq(W)ᵀ + bias for quantized W (codes (OC, C) at
-// bits 8 or 4, scales and zeros per group of groupSize flat values; zeros and bias may be 0),
-// dequantizing in registers. Meant for decoding (small T); any shape.
-func GemvWeightOnly(d Device, out, x, codes, scales, zeros, bias Ptr, T, C, OC, groupSize, bits int) error {
-	if _, err := rowGroup(C, OC, groupSize); err != nil {
-		return fmt.Errorf("kernels: gemv: %w", err)
+// Act is the activation the linear kernels apply in their epilogue (GQ_ACT_* in common.cuh).
+type Act int32
+
+// Activations.
+const (
+	ActNone Act = 0
+	ActGELU Act = 1 // GPT-2's gelu_new: the MLP's bias + GELU fused into its first projection
+)
+
+// checkLinear validates a Linear's shape and weight operand and returns the group width inside a
+// weight row (C for float weights).
+func checkLinear(w W, T, C, OC int, act Act) (int, error) {
+	if act != ActNone && act != ActGELU {
+		return 0, fmt.Errorf("unknown activation %d", act)
 	}
-	if T <= 0 || ceilDiv(T, gemvTok) > 65535 || (bits != 8 && bits != 4) {
-		return fmt.Errorf("kernels: gemv: bad T=%d or bits=%d", T, bits)
+	if T <= 0 || T > math.MaxInt32 {
+		return 0, fmt.Errorf("bad T=%d", T)
 	}
-	return wrap("gemv", d.Launch(KGemvWO, Dim3{ceilDiv(OC, gemvWarps), ceilDiv(T, gemvTok), 1}, Dim3{32 * gemvWarps, 1, 1}, 0,
-		out, x, codes, scales, zeros, bias, int32(T), int32(C), int32(OC), int64(groupSize), int32(bits)))
+	switch w.Bits {
+	case 32, 16:
+		if C <= 0 || OC <= 0 || C > math.MaxInt32 || OC > math.MaxInt32 {
+			return 0, fmt.Errorf("bad matrix shape (%d, %d)", OC, C)
+		}
+		return C, nil
+	case 8, 4:
+		return rowGroup(C, OC, w.GroupSize)
+	}
+	return 0, fmt.Errorf("unsupported weight bits %d (want 32, 16, 8 or 4)", w.Bits)
 }
 
-// GemmW8A8 computes out(T, OC) = inv_t · Σ_groups((1/s)·dot − (z/s)·qsum) + bias on the tensor
-// cores, from QuantizeActs' qa, inv and (for zero-point weights) qsum, and the weight codes as in
-// GemvWeightOnly. The group width inside a row must be C or a multiple of 32.
-func GemmW8A8(d Device, out, qa, inv, qsum, codes, scales, zeros, bias Ptr, T, C, OC, groupSize, bits int) error {
-	gw, err := rowGroup(C, OC, groupSize)
+// groupArg is the group size the kernels read (unused for float weights).
+func (w W) groupArg() int64 {
+	if w.Bits >= 16 {
+		return 1
+	}
+	return int64(w.GroupSize)
+}
+
+// Gemv computes out(T, OC) = act(x(T, C) · deq(W)ᵀ + bias) for W (OC, C) in any format, reading
+// each weight once per 4 tokens and converting it in registers: the decoding kernel (small T).
+// bias may be 0.
+func Gemv(d Device, out, x Ptr, w W, bias Ptr, T, C, OC int, act Act) error {
+	if _, err := checkLinear(w, T, C, OC, act); err != nil {
+		return fmt.Errorf("kernels: gemv: %w", err)
+	}
+	if ceilDiv(T, gemvTok) > 65535 {
+		return fmt.Errorf("kernels: gemv: T=%d exceeds the grid", T)
+	}
+	return wrap("gemv", d.Launch(KGemv, Dim3{ceilDiv(OC, gemvWarps), ceilDiv(T, gemvTok), 1}, Dim3{32 * gemvWarps, 1, 1}, 0,
+		out, x, w.Data, w.Scales, w.Zeros, bias, int32(T), int32(C), int32(OC), w.groupArg(), int32(w.Bits), int32(act)))
+}
+
+// GemmF32 computes what Gemv does with 64×64 tiles through shared memory, so that each weight is
+// read once per 64 tokens: the prefill kernel for float activations (fp32 and fp16 weights, and
+// weight-only int8/int4). fp32 weights are multiplied with plain FMAs (no TF32).
+func GemmF32(d Device, out, x Ptr, w W, bias Ptr, T, C, OC int, act Act) error {
+	if _, err := checkLinear(w, T, C, OC, act); err != nil {
+		return fmt.Errorf("kernels: gemm f32: %w", err)
+	}
+	if ceilDiv(T, gfTile) > 65535 {
+		return fmt.Errorf("kernels: gemm f32: T=%d exceeds the grid", T)
+	}
+	return wrap("gemm f32", d.Launch(KGemmF32, Dim3{ceilDiv(OC, gfTile), ceilDiv(T, gfTile), 1}, Dim3{256, 1, 1}, 0,
+		out, x, w.Data, w.Scales, w.Zeros, bias, int32(T), int32(C), int32(OC), w.groupArg(), int32(w.Bits), int32(act)))
+}
+
+// GemmW8A8 computes out(T, OC) = act(inv_t · Σ_groups((1/s)·dot − (z/s)·qsum) + bias) on the
+// tensor cores, from QuantizeActs' qa, inv and (for zero-point weights) qsum, and quantized
+// weight codes (bits 8 or 4). The group width inside a row must be C or a multiple of 32.
+func GemmW8A8(d Device, out, qa, inv, qsum Ptr, w W, bias Ptr, T, C, OC int, act Act) error {
+	if w.Bits != 8 && w.Bits != 4 {
+		return fmt.Errorf("kernels: gemm w8a8: weights of %d bits (want 8 or 4)", w.Bits)
+	}
+	gw, err := checkLinear(w, T, C, OC, act)
 	if err != nil {
 		return fmt.Errorf("kernels: gemm w8a8: %w", err)
 	}
 	switch {
 	case gw != C && gw%32 != 0:
 		return fmt.Errorf("kernels: gemm w8a8: group width %d must be C or a multiple of 32", gw)
-	case T <= 0 || ceilDiv(T, w8Tile) > 65535 || (bits != 8 && bits != 4):
-		return fmt.Errorf("kernels: gemm w8a8: bad T=%d or bits=%d", T, bits)
-	case zeros != 0 && qsum == 0:
+	case ceilDiv(T, w8Tile) > 65535:
+		return fmt.Errorf("kernels: gemm w8a8: T=%d exceeds the grid", T)
+	case w.Zeros != 0 && qsum == 0:
 		return errors.New("kernels: gemm w8a8: zero-point weights need qsum")
 	}
 	return wrap("gemm w8a8", d.Launch(KGemmW8A8, Dim3{ceilDiv(OC, w8Tile), ceilDiv(T, w8Tile), 1}, Dim3{128, 1, 1}, 0,
-		out, qa, inv, qsum, codes, scales, zeros, bias, int32(T), int32(C), int32(OC), int64(groupSize), int32(bits)))
+		out, qa, inv, qsum, w.Data, w.Scales, w.Zeros, bias, int32(T), int32(C), int32(OC), w.groupArg(), int32(w.Bits), int32(act)))
 }

@@ -64,12 +64,14 @@ func TestLaunchersPackArguments(t *testing.T) {
 	must(Quantize(r, p, p, p, p, p, 2*33, 33, Quant{Scheme: ZeroPoint, Bits: 4}))
 	must(Dequantize(r, p, p, p, 0, 1600*64, 64, 4))
 	must(QuantizeActs(r, p, p, p, p, 7, 768, 64))
-	must(GemvWeightOnly(r, p, p, p, p, 0, p, 1, 768, 50257, 768, 8))
-	must(GemmW8A8(r, p, p, p, p, p, p, p, p, 33, 768, 2304, 32, 8))
+	q8 := W{Data: p, Scales: p, GroupSize: 768, Bits: 8}
+	must(Gemv(r, p, p, q8, p, 1, 768, 50257, ActNone))
+	must(GemmW8A8(r, p, p, p, p, W{Data: p, Scales: p, Zeros: p, GroupSize: 32, Bits: 8}, p, 33, 768, 2304, ActGELU))
+	must(GemmF32(r, p, p, W{Data: p, Bits: 16}, 0, 65, 768, 3072, ActGELU))
 	want := []string{
 		"quant_minmax_init 1,1", "quant_minmax 2356,1", "quant_params 1,1", "quant_encode 4096,1",
 		"quant_minmax_init 1,1", "quant_minmax 1,1", "quant_params 1,1", "quant_encode 1,1",
-		"dequant 400,1", "quant_act_rows 7,1", "gemv_wo 12565,1", "gemm_w8a8 72,2",
+		"dequant 400,1", "quant_act_rows 7,1", "gemv 12565,1", "gemm_w8a8 72,2", "gemm_f32 48,2",
 	}
 	if fmt.Sprint(r.launches) != fmt.Sprint(want) {
 		t.Fatalf("launches\n got %v\nwant %v", r.launches, want)
@@ -84,11 +86,15 @@ func TestLaunchersRejectBadShapes(t *testing.T) {
 		"bits":                   Quantize(r, p, p, 0, p, p, 64, 32, Quant{Scheme: Absmax, Bits: 3}),
 		"absmax with zeros":      Quantize(r, p, p, p, p, p, 64, 32, Quant{Scheme: Absmax, Bits: 8}),
 		"zero-point sans zeros":  Quantize(r, p, p, 0, p, p, 64, 32, Quant{Scheme: ZeroPoint, Bits: 8}),
-		"w8a8 group 48":          GemmW8A8(r, p, p, p, p, p, p, 0, 0, 4, 96, 8, 48, 8),
-		"w8a8 zeros sans qsum":   GemmW8A8(r, p, p, p, 0, p, p, p, 0, 4, 96, 8, 32, 8),
-		"gemv group straddles":   GemvWeightOnly(r, p, p, p, p, 0, 0, 1, 48, 4, 64, 8),
+		"w8a8 group 48":          GemmW8A8(r, p, p, p, p, W{Data: p, Scales: p, GroupSize: 48, Bits: 8}, 0, 4, 96, 8, ActNone),
+		"w8a8 zeros sans qsum":   GemmW8A8(r, p, p, p, 0, W{Data: p, Scales: p, Zeros: p, GroupSize: 32, Bits: 8}, 0, 4, 96, 8, ActNone),
+		"w8a8 float weights":     GemmW8A8(r, p, p, p, p, W{Data: p, Bits: 32}, 0, 4, 96, 8, ActNone),
+		"gemv group straddles":   Gemv(r, p, p, W{Data: p, Scales: p, GroupSize: 64, Bits: 8}, 0, 1, 48, 4, ActNone),
 		"acts g does not divide": QuantizeActs(r, p, p, p, p, 2, 100, 32),
-		"gemv huge C":            GemvWeightOnly(r, p, p, p, p, 0, 0, 1, math.MaxInt32+1, 1, math.MaxInt32+1, 8),
+		"gemv huge C":            Gemv(r, p, p, W{Data: p, Scales: p, GroupSize: math.MaxInt32 + 1, Bits: 8}, 0, 1, math.MaxInt32+1, 1, ActNone),
+		"gemv bits 3":            Gemv(r, p, p, W{Data: p, Bits: 3}, 0, 1, 64, 4, ActNone),
+		"gemm unknown act":       GemmF32(r, p, p, W{Data: p, Bits: 32}, 0, 1, 64, 4, Act(7)),
+		"gemm T 0":               GemmF32(r, p, p, W{Data: p, Bits: 32}, 0, 0, 64, 4, ActNone),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)

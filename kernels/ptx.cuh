@@ -5,6 +5,24 @@
 // (scripts/device-check.sh); the CPU tests can only prove the kernels against it.
 #pragma once
 
+// cvt_f32_f16: the float32 value of the IEEE binary16 bits h (exact: every half is a float).
+//   cvt.f32.f16
+__device__ __forceinline__ float cvt_f32_f16(unsigned short h) {
+#if defined(__CUDA_ARCH__)
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#elif defined(CUDAEMU)
+  const unsigned sign = (unsigned)(h & 0x8000u) << 16, e = (h >> 10) & 31u, m = h & 0x3ffu;
+  if (e == 31) return __int_as_float((int)(sign | 0x7f800000u | (m << 13)));  // ±Inf, NaN (payload kept)
+  if (e != 0) return __int_as_float((int)(sign | ((e + 112) << 23) | (m << 13)));
+  const float v = (float)m * (1.0f / 16777216.0f);  // subnormal: m·2⁻²⁴, exact in float
+  return sign ? -v : v;
+#else
+#error "ptx.cuh: compile with nvcc or with -DCUDAEMU and kernels/emu/cudaemu.h"
+#endif
+}
+
 // mma_m16n8k32_s8: D(16×8, s32) = A(16×32, s8, row) · B(32×8, s8, col) + C(16×8, s32), one
 // warp-collective tensor-core instruction (sm_80+):
 //   mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32

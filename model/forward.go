@@ -15,6 +15,7 @@ type Session struct {
 	fc        Buf // (maxT, 4C)
 	logits    Buf // (maxT, V)
 	k, v      []Buf
+	layer     []string // per-layer profiler range names
 }
 
 // NewSession prepares a sequence of at most maxT tokens (0 means n_positions) over weights that
@@ -30,11 +31,27 @@ func NewSession(ops Ops, w *Weights, maxT int) (*Session, error) {
 	s := &Session{ops: ops, w: w, maxT: maxT,
 		x: ops.NewBuf(maxT, c.NEmbd), h: ops.NewBuf(maxT, c.NEmbd), att: ops.NewBuf(maxT, c.NEmbd),
 		qkv: ops.NewBuf(maxT, 3*c.NEmbd), fc: ops.NewBuf(maxT, 4*c.NEmbd), logits: ops.NewBuf(maxT, c.VocabSize)}
-	for range c.NLayer {
+	for l := range c.NLayer {
 		s.k = append(s.k, ops.NewBuf(maxT, c.NEmbd))
 		s.v = append(s.v, ops.NewBuf(maxT, c.NEmbd))
+		s.layer = append(s.layer, fmt.Sprintf("layer %d", l))
+	}
+	if err := ops.Err(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("model: session of %d tokens on %s: %w", maxT, ops.Name(), err)
 	}
 	return s, nil
+}
+
+// Close releases the session's buffers and recorded steps; the session must not be used after.
+func (s *Session) Close() {
+	if g, ok := s.ops.(StepGraph); ok {
+		g.DropSteps(s)
+	}
+	for _, b := range append([]Buf{s.x, s.h, s.att, s.qkv, s.fc, s.logits}, append(s.k, s.v...)...) {
+		s.ops.Free(b)
+	}
+	s.k, s.v = nil, nil
 }
 
 // Pos is the number of tokens already in the cache.
@@ -68,12 +85,33 @@ func (s *Session) Forward(tokens []int32, all bool) (Buf, error) {
 			return nil, fmt.Errorf("model: token id %d outside the vocabulary (%d)", id, c.VocabSize)
 		}
 	}
+	first := 0
+	if !all {
+		first = T - 1
+	}
+	logits := o.Slice(s.logits, 0, T-first)
+	if g, ok := o.(StepGraph); ok && T == 1 {
+		g.Step(s, tokens[0], pos0, func() { s.issueOps(tokens, pos0, first, logits) })
+	} else {
+		s.issueOps(tokens, pos0, first, logits)
+	}
+	if err := o.Err(); err != nil {
+		return nil, fmt.Errorf("model: forward on %s: %w", o.Name(), err)
+	}
+	s.pos += T
+	return logits, nil
+}
+
+// issueOps issues the ops of one forward pass: T tokens at positions pos0.., logits of rows first.. .
+func (s *Session) issueOps(tokens []int32, pos0, first int, logits Buf) {
+	T, c, o := len(tokens), s.w.Config, s.ops
 	eps := float32(c.LayerNormE)
 	x, h, att := o.Slice(s.x, 0, T), o.Slice(s.h, 0, T), o.Slice(s.att, 0, T)
 	qkv, fc := o.Slice(s.qkv, 0, T), o.Slice(s.fc, 0, T)
 
 	o.Embed(x, tokens, pos0, s.w.WTE, s.w.WPE)
 	for l := range s.w.Blocks {
+		end := Trace(o, s.layer[l])
 		b := &s.w.Blocks[l]
 		o.LayerNorm(h, x, b.Ln1.W, b.Ln1.B, eps)
 		o.Linear(qkv, h, b.QKV.W, b.QKV.B)
@@ -85,15 +123,9 @@ func (s *Session) Forward(tokens []int32, all bool) (Buf, error) {
 		o.GELU(fc)
 		o.Linear(h, fc, b.FCProj.W, b.FCProj.B)
 		o.Add(x, h)
-	}
-	first := 0
-	if !all {
-		first = T - 1
+		end()
 	}
 	h, x = o.Slice(s.h, first, T), o.Slice(s.x, first, T)
-	logits := o.Slice(s.logits, 0, T-first)
 	o.LayerNorm(h, x, s.w.LnF.W, s.w.LnF.B, eps)
 	o.Linear(logits, h, s.w.HeadTensor(), nil)
-	s.pos += T
-	return logits, nil
 }

@@ -37,4 +37,37 @@ type Ops interface {
 	NLL(dst []float64, logits Buf, targets []int32)
 	// Read copies b to the host, row-major.
 	Read(dst []float32, b Buf)
+	// Free releases b's memory; b and its slices must not be used afterwards.
+	Free(b Buf)
+	// Err returns the first failure of any op so far (nil if none). A device backend queues ops
+	// asynchronously and cannot return their errors one by one (as CUDA's own errors, they show up
+	// at the next synchronisation: Read, NLL); after a failure it skips further work. Callers check
+	// Err after Read and NLL.
+	Err() error
+}
+
+// StepGraph is implemented by backends that can record the ops of a one-token decoding step once
+// and replay them for later steps (CUDA graphs: one launch per token instead of hundreds).
+type StepGraph interface {
+	// Step runs body, which issues the ops of one step for token at position pos, recording it
+	// under key the first time and replaying the recording afterwards. The backend passes token
+	// and pos to the device itself, so body must issue the same ops on the same buffers every
+	// time, depending on the token and position only through Embed's and Attention's arguments.
+	Step(key any, token int32, pos int, body func())
+	// DropSteps releases what was recorded under key.
+	DropSteps(key any)
+}
+
+// Tracer is implemented by backends that mark named ranges on a profiler's timeline (NVTX).
+type Tracer interface {
+	// Range opens a range and returns the func that closes it.
+	Range(name string) (end func())
+}
+
+// Trace opens a named range on o's profiler timeline when o has one: defer model.Trace(o, "x")().
+func Trace(o Ops, name string) (end func()) {
+	if t, ok := o.(Tracer); ok {
+		return t.Range(name)
+	}
+	return func() {}
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -111,6 +112,9 @@ func Compare(s, ref *Session, ids []int32, opt PerplexityOptions) (PerplexityRes
 		}
 		targets := ids[w.From:w.End]
 		s.ops.NLL(nll[:len(targets)], rows, targets)
+		if err := s.ops.Err(); err != nil {
+			return r, cmp, err
+		}
 		for _, x := range nll[:len(targets)] {
 			r.NLLSum += x
 		}
@@ -119,7 +123,10 @@ func Compare(s, ref *Session, ids []int32, opt PerplexityOptions) (PerplexityRes
 			if err != nil {
 				return r, cmp, err
 			}
-			kl, agree := compareRows(s.ops, rows, ref.ops, refRows)
+			kl, agree, err := compareRows(s.ops, rows, ref.ops, refRows)
+			if err != nil {
+				return r, cmp, err
+			}
 			cmp.KLDMean += kl
 			cmp.Top1Agreement += agree
 		}
@@ -147,11 +154,14 @@ func windowLogits(s *Session, ids []int32, w window) (Buf, error) {
 }
 
 // compareRows sums KL(ref ‖ got) and argmax agreements over matching logits rows, in float64.
-func compareRows(o Ops, got Buf, ro Ops, ref Buf) (kl, agree float64) {
+func compareRows(o Ops, got Buf, ro Ops, ref Buf) (kl, agree float64, err error) {
 	g := make([]float32, got.Rows()*got.Cols())
 	f := make([]float32, len(g))
 	o.Read(g, got)
 	ro.Read(f, ref)
+	if err := errors.Join(o.Err(), ro.Err()); err != nil {
+		return 0, 0, err
+	}
 	V := got.Cols()
 	for t := range got.Rows() {
 		gr, fr := g[t*V:(t+1)*V], f[t*V:(t+1)*V]
@@ -164,7 +174,7 @@ func compareRows(o Ops, got Buf, ro Ops, ref Buf) (kl, agree float64) {
 			agree++
 		}
 	}
-	return kl, agree
+	return kl, agree, nil
 }
 
 func logSumExp(v []float32) float64 {

@@ -165,6 +165,9 @@ func Generate(s *Session, prompt []int32, maxNew int, smp *Sampler, onToken func
 			return out, err
 		}
 		o.Read(row, logits)
+		if err := o.Err(); err != nil {
+			return out, err
+		}
 		tok := smp.Next(row)
 		out = append(out, tok)
 		if onToken != nil {

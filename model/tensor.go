@@ -52,3 +52,16 @@ type RowReader interface {
 
 // ReadRow copies row r into dst.
 func (t *F32) ReadRow(dst []float32, r int) { copy(dst, t.Row(r)) }
+
+// HumanBytes formats a byte count for people: "474.7 MiB", "1.52 GiB".
+func HumanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

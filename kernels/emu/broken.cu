@@ -40,7 +40,7 @@ extern "C" __global__ void broken_gemm_w8a8_swapfrag(float* out, const signed ch
                                                      const int* qsum, const unsigned char* codes, const float* scales,
                                                      const float* zeros, const float* bias, int T, int C, int OC,
                                                      long long gs, int bits) {
-  gemm_w8a8_body<1>(out, qa, inv, qsum, codes, scales, zeros, bias, T, C, OC, gs, bits);
+  gemm_w8a8_body<1>(out, qa, inv, qsum, codes, scales, zeros, bias, T, C, OC, gs, bits, GQ_ACT_NONE);
 }
 
 // broken_dequant_offbyone is dequant with `e <= N`: it writes one float past the output.

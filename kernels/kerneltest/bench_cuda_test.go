@@ -278,7 +278,7 @@ func benchGemm(b *testing.B, M, N, K int) {
 		// Both on the same codes: ours[t, n] must be inv_t·(1/s_n)·cuBLAS[t, n] within the
 		// epilogue's rounding (per channel, no zeros, no bias: ≤ 8·2⁻²⁴ relative, RunW8A8's bound).
 		s := sets[i]
-		if err := kernels.GemmW8A8(d, out, s.qa, s.inv, 0, s.codes, s.scales, 0, 0, M, K, N, K, 8); err != nil {
+		if err := kernels.GemmW8A8(d, out, s.qa, s.inv, 0, kernels.W{Data: s.codes, Scales: s.scales, GroupSize: K, Bits: 8}, 0, M, K, N, kernels.ActNone); err != nil {
 			b.Fatal(err)
 		}
 		if err := d.GemmI8(outI, s.qa, s.codes, M, K, N); err != nil {
@@ -304,7 +304,7 @@ func benchGemm(b *testing.B, M, N, K int) {
 	}
 	ours := func(s set) func(int) error {
 		return func(int) error {
-			return kernels.GemmW8A8(d, out, s.qa, s.inv, 0, s.codes, s.scales, 0, 0, M, K, N, K, 8)
+			return kernels.GemmW8A8(d, out, s.qa, s.inv, 0, kernels.W{Data: s.codes, Scales: s.scales, GroupSize: K, Bits: 8}, 0, M, K, N, kernels.ActNone)
 		}
 	}
 	theirs := func(s set) func(int) error {
@@ -370,7 +370,7 @@ func benchGemv(b *testing.B, N, K int) {
 		w, sc := randCodes(r, N*K), randRange(r, N, 500, 5000)
 		x, bias := Randn(r, K, 1), Randn(r, N, 0.1)
 		sets[i] = set{bupload(b, d, w), bupload(b, d, F32Bytes(sc)), bupload(b, d, F32Bytes(bias)), bupload(b, d, F32Bytes(x))}
-		if err := kernels.GemvWeightOnly(d, out, sets[i].x, sets[i].codes, sets[i].scales, 0, sets[i].bias, 1, K, N, K, 8); err != nil {
+		if err := kernels.Gemv(d, out, sets[i].x, kernels.W{Data: sets[i].codes, Scales: sets[i].scales, GroupSize: K, Bits: 8}, sets[i].bias, 1, K, N, kernels.ActNone); err != nil {
 			b.Fatal(err)
 		}
 		got := BytesF32(Download(b, d, out, 4*N))
@@ -400,7 +400,7 @@ func benchGemv(b *testing.B, N, K int) {
 	}
 	call := func(i int) error {
 		c := copies[i%gemvCopies]
-		return kernels.GemvWeightOnly(d, out, c.x, c.codes, c.scales, 0, c.bias, 1, K, N, K, 8)
+		return kernels.Gemv(d, out, c.x, kernels.W{Data: c.codes, Scales: c.scales, GroupSize: K, Bits: 8}, c.bias, 1, K, N, kernels.ActNone)
 	}
 	if _, err := tm.perCall(gemvCopies, call); err != nil { // warm-up
 		b.Fatal(err)

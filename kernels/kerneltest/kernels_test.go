@@ -203,7 +203,8 @@ func TestGemvWeightOnly(t *testing.T) {
 			codes, scales, zeros := UploadWeights(t, d, s.Q)
 			x, bias := Upload(t, d, F32Bytes(s.X)), Upload(t, d, F32Bytes(s.Bias))
 			out := Output(t, d, 4*T*OC)
-			if err := kernels.GemvWeightOnly(d, out, x, codes, scales, zeros, bias, T, C, OC, s.Q.GroupSize, s.Q.Bits); err != nil {
+			w := kernels.W{Data: codes, Scales: scales, Zeros: zeros, GroupSize: s.Q.GroupSize, Bits: s.Q.Bits}
+			if err := kernels.Gemv(d, out, x, w, bias, T, C, OC, kernels.ActNone); err != nil {
 				t.Fatal(err)
 			}
 			got := BytesF32(Download(t, d, out, 4*T*OC))

@@ -1,0 +1,63 @@
+//go:build cudaemu && !cuda
+
+package cli
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestRunOnEmulatedGPU runs the GPU path of `run` (weights uploaded once, quantized on the
+// device, host copies of the codes for the statistics) with our kernels on the CPU emulator, and
+// requires the same sizes, weight errors and (within the parity bound) perplexities as the CPU run.
+func TestRunOnEmulatedGPU(t *testing.T) {
+	text := textFile(t, sample)
+	report := func(device string) []any {
+		out := filepath.Join(t.TempDir(), "report")
+		if _, _, err := gpuquant(t, "", "run", "--model", tiny(t), "--device", device, "--max-new-tokens", "3", "--seed", "3",
+			"--text", text, "--out", out); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(out, "report.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jsonOut(t, string(data))["models"].([]any)
+	}
+	gpu, cpu := report("cudaemu"), report("cpu")
+	for i := range cpu {
+		g, c := gpu[i].(map[string]any), cpu[i].(map[string]any)
+		name := c["name"].(string)
+		if g["model_bytes"] != c["model_bytes"] {
+			t.Errorf("%s: %v bytes on the device, %v on the CPU", name, g["model_bytes"], c["model_bytes"])
+		}
+		gp, cp := g["perplexity"].(float64), c["perplexity"].(float64)
+		if math.Abs(gp-cp) > 1e-3*cp {
+			t.Errorf("%s: perplexity %v on the device, %v on the CPU", name, gp, cp)
+		}
+		if i > 0 {
+			ge, ce := g["weight_error"].(map[string]any), c["weight_error"].(map[string]any)
+			// Identical codes: the same maximum error; the MSE up to the order of its parallel sum.
+			gm, cm := ge["MSE"].(float64), ce["MSE"].(float64)
+			if !(math.Abs(gm-cm) <= 1e-9*cm) || ge["MaxAbsErr"] != ce["MaxAbsErr"] {
+				t.Errorf("%s: weight error on the device %v, on the CPU %v (the codes must be identical)", name, ge, ce)
+			}
+		}
+	}
+}
+
+func TestBenchOnEmulatedGPU(t *testing.T) {
+	for _, scheme := range []string{"fp16", "absmax"} {
+		o, _, err := gpuquant(t, "", "bench", "--model", tiny(t), "--device", "cudaemu", "--prompt-tokens", "9", "--new-tokens", "3",
+			"--repeat", "1", "--scheme", scheme, "--kernel", "w8a8", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := jsonOut(t, o)
+		if m["scheme"] != scheme || m["device"] != "cudaemu" || !(m["decode_tokens_per_s"].(float64) > 0) {
+			t.Errorf("bench --scheme %s: %v", scheme, m)
+		}
+	}
+}

@@ -1,0 +1,560 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/gpuquant/gpuquant/cpu"
+	"github.com/gpuquant/gpuquant/kernels"
+	"github.com/gpuquant/gpuquant/model"
+)
+
+// Options configures the kernels the backend runs for quantized weights (cpu.Options' choices,
+// with the same meaning, so that a scheme gives the same numbers on both backends).
+type Options struct {
+	// Kernel is cpu.KernelAuto (weight-only), cpu.KernelWeightOnly or cpu.KernelW8A8.
+	Kernel string
+}
+
+// gemvMaxT is the most tokens a Linear runs through the GEMV kernel; more take the tiled GEMM.
+const gemvMaxT = 8
+
+// Graph is a recorded decoding step (a *cuda.Graph on a GPU).
+type Graph interface {
+	Launch() error
+	Close() error
+}
+
+// Hooks are what a real device adds to a kernels.Device: CUDA graphs, profiler ranges and
+// driver memory figures. Any field may be nil (the CPU emulator has none of them).
+type Hooks struct {
+	// Capture records the work fn queues into a graph instead of running it.
+	Capture func(fn func() error) (Graph, error)
+	// Range opens a profiler range (NVTX) and returns the func that closes it.
+	Range func(name string) func()
+	// MemInfo is the driver's free and total device memory.
+	MemInfo func() (free, total int64, err error)
+	// PoolStats is our allocator's memory in use now and at its peak.
+	PoolStats func() (inUse, peak int64)
+	// Close releases the device.
+	Close func() error
+}
+
+// Backend runs GPT-2 on a device through kernels: it implements model.Ops (and model.StepGraph,
+// model.Tracer), keeping weights and activations in device memory. Ops are queued without waiting;
+// their errors are kept (Err) and later ops skip their work.
+type Backend struct {
+	d     kernels.Device
+	name  string
+	opt   Options
+	hooks Hooks
+
+	err      error
+	tokens   kernels.Ptr // (tokCap) int32: the tokens Embed reads
+	tokCap   int
+	pos      kernels.Ptr // int32: the position of the first token, read by Embed and Attention
+	hostPos  int         // the value at pos (−1: unknown)
+	scratch  map[string]*devScratch
+	pend     pending
+	inStep   bool // recording a step: token and position come from Step
+	noGraphs bool // capturing failed once: steps run op by op
+	steps    map[any]Graph
+	stepsMu  sync.Mutex
+	used     map[string]int64 // Linear calls per kernel and weight format (KernelsUsed)
+}
+
+// devScratch is a device buffer grown on demand.
+type devScratch struct {
+	p kernels.Ptr
+	n int
+}
+
+// pending is an op held back one call so that it can be fused with the next: Linear followed by
+// GELU on its output (bias + GELU epilogue), Add followed by LayerNorm of its sum (residual +
+// LayerNorm in one pass).
+type pending struct {
+	kind         int // 0 none, pendLinear, pendAdd
+	out, in      *Buf
+	w, b         model.Tensor
+	addX, addY   *Buf
+	linearLaunch func(act kernels.Act)
+}
+
+const (
+	pendLinear = 1
+	pendAdd    = 2
+)
+
+// NewBackend returns a backend over d (named in reports as name), with the hooks of a real device.
+func NewBackend(d kernels.Device, name string, opt Options, hooks Hooks) (*Backend, error) {
+	switch opt.Kernel {
+	case "":
+		opt.Kernel = cpu.KernelAuto
+	case cpu.KernelAuto, cpu.KernelWeightOnly, cpu.KernelW8A8:
+	default:
+		return nil, fmt.Errorf("gpu: unknown kernel %q (want %q, %q or %q)", opt.Kernel, cpu.KernelAuto, cpu.KernelWeightOnly, cpu.KernelW8A8)
+	}
+	b := &Backend{d: d, name: name, opt: opt, hooks: hooks, hostPos: -1, scratch: map[string]*devScratch{}, steps: map[any]Graph{}, used: map[string]int64{}}
+	var err error
+	if b.pos, err = alloc(d, 4); err == nil {
+		err = b.ensureTokens(gemvMaxT)
+	}
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("gpu: %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// Device is the kernels.Device the backend runs on.
+func (b *Backend) Device() kernels.Device { return b.d }
+
+// Close releases the recorded steps, the backend's own buffers and (on a GPU) the device.
+func (b *Backend) Close() error {
+	b.stepsMu.Lock()
+	for k, g := range b.steps {
+		g.Close()
+		delete(b.steps, k)
+	}
+	b.stepsMu.Unlock()
+	for _, s := range b.scratch {
+		b.d.Free(s.p)
+	}
+	b.scratch = map[string]*devScratch{}
+	for _, p := range []kernels.Ptr{b.tokens, b.pos} {
+		if p != 0 {
+			b.d.Free(p)
+		}
+	}
+	b.tokens, b.pos = 0, 0
+	if b.hooks.Close != nil {
+		return b.hooks.Close()
+	}
+	return nil
+}
+
+func (b *Backend) Name() string { return b.name }
+
+// Err returns the first failure of an op since the backend was made.
+func (b *Backend) Err() error { return b.err }
+
+func (b *Backend) fail(err error) {
+	if err != nil && b.err == nil {
+		b.err = fmt.Errorf("gpu: %s: %w", b.name, err)
+	}
+}
+
+// Range marks a profiler range (NVTX on a GPU run under Nsight; nothing otherwise).
+func (b *Backend) Range(name string) func() {
+	if b.hooks.Range == nil {
+		return func() {}
+	}
+	return b.hooks.Range(name)
+}
+
+// Memory is the device memory the backend's process uses: our allocator's figures and the
+// driver's (every process on the device).
+type Memory struct {
+	InUse, Peak       int64 // our allocator (weights, activations, scratch)
+	DriverFree, Total int64 // cuMemGetInfo; 0 when the device has no driver figures
+}
+
+// Memory reports device memory (zeros where the device cannot tell).
+func (b *Backend) Memory() (Memory, error) {
+	var m Memory
+	if b.hooks.PoolStats != nil {
+		m.InUse, m.Peak = b.hooks.PoolStats()
+	}
+	if b.hooks.MemInfo != nil {
+		var err error
+		if m.DriverFree, m.Total, err = b.hooks.MemInfo(); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+// Buf is a (rows, cols) float32 matrix in device memory.
+type Buf struct {
+	p          kernels.Ptr
+	rows, cols int
+	owner      bool // allocated by NewBuf (a Slice is not)
+}
+
+func (x *Buf) Rows() int { return x.rows }
+func (x *Buf) Cols() int { return x.cols }
+
+func same(a, b *Buf) bool { return a.p == b.p && a.rows == b.rows && a.cols == b.cols }
+
+func (b *Backend) NewBuf(rows, cols int) model.Buf {
+	x := &Buf{rows: rows, cols: cols, owner: true}
+	if b.err != nil {
+		return x
+	}
+	p, err := alloc(b.d, 4*rows*cols)
+	if err != nil {
+		b.fail(fmt.Errorf("activation buffer (%d, %d): %w", rows, cols, err))
+		return x
+	}
+	x.p = p
+	return x
+}
+
+func (b *Backend) Slice(x model.Buf, r0, r1 int) model.Buf {
+	s := x.(*Buf)
+	return &Buf{p: s.p + kernels.Ptr(4*r0*s.cols), rows: r1 - r0, cols: s.cols}
+}
+
+func (b *Backend) Free(x model.Buf) {
+	s := x.(*Buf)
+	if s.owner && s.p != 0 {
+		b.flush()
+		b.d.Free(s.p)
+		s.p = 0
+	}
+}
+
+// ensure returns the scratch buffer name with at least n bytes, growing it outside of recording.
+func (b *Backend) ensure(name string, n int) kernels.Ptr {
+	s := b.scratch[name]
+	if s != nil && s.n >= n {
+		return s.p
+	}
+	if b.inStep {
+		b.fail(fmt.Errorf("scratch %s of %d bytes needed while recording a step", name, n))
+		return 0
+	}
+	if s != nil {
+		b.d.Free(s.p)
+		delete(b.scratch, name)
+	}
+	p, err := alloc(b.d, n)
+	if err != nil {
+		b.fail(fmt.Errorf("scratch %s: %w", name, err))
+		return 0
+	}
+	b.scratch[name] = &devScratch{p: p, n: n}
+	return p
+}
+
+func (b *Backend) ensureTokens(n int) error {
+	if n <= b.tokCap {
+		return nil
+	}
+	p, err := alloc(b.d, 4*n)
+	if err != nil {
+		return err
+	}
+	if b.tokens != 0 {
+		b.d.Free(b.tokens)
+	}
+	b.tokens, b.tokCap = p, n
+	return nil
+}
+
+func int32Bytes(v []int32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], uint32(x))
+	}
+	return out
+}
+
+// setPos writes the position the kernels read, unless it is there already.
+func (b *Backend) setPos(pos int) {
+	if pos == b.hostPos || b.err != nil {
+		return
+	}
+	if pos > math.MaxInt32 {
+		b.fail(fmt.Errorf("position %d exceeds int32", pos))
+		return
+	}
+	b.fail(b.d.CopyToDevice(b.pos, int32Bytes([]int32{int32(pos)})))
+	b.hostPos = pos
+}
+
+// weight is a device tensor as a kernel operand.
+func (b *Backend) weight(t model.Tensor, what string) (*Tensor, kernels.W, bool) {
+	w, ok := t.(*Tensor)
+	if !ok {
+		b.fail(fmt.Errorf("%s is a %T, not a device tensor (upload the weights first)", what, t))
+		return nil, kernels.W{}, false
+	}
+	if w.Bits == 32 || w.Bits == 16 {
+		return w, kernels.W{Data: w.Data, Bits: w.Bits}, true
+	}
+	return w, kernels.W{Data: w.Codes, Scales: w.Scales, Zeros: w.Zeros, GroupSize: w.GroupSize, Bits: w.Bits}, true
+}
+
+// vector is a float32 device vector of n values (LayerNorm gains, biases).
+func (b *Backend) vector(t model.Tensor, n int, what string) kernels.Ptr {
+	w, ok := t.(*Tensor)
+	if !ok || w.Bits != 32 || model.NumElements(w.Dims) != n {
+		b.fail(fmt.Errorf("%s: want a float32 device vector of %d values, have %T", what, n, t))
+		return 0
+	}
+	return w.Data
+}
+
+// flush issues the held-back op unfused.
+func (b *Backend) flush() {
+	p := b.pend
+	b.pend = pending{}
+	switch p.kind {
+	case pendLinear:
+		p.linearLaunch(kernels.ActNone)
+	case pendAdd:
+		if b.err == nil {
+			b.fail(kernels.Add(b.d, p.addX.p, p.addY.p, p.addX.rows*p.addX.cols))
+		}
+	}
+}
+
+func (b *Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.Tensor) {
+	b.flush()
+	o := out.(*Buf)
+	_, te, ok1 := b.weight(wte, "wte")
+	_, pe, ok2 := b.weight(wpe, "wpe")
+	if !ok1 || !ok2 || b.err != nil {
+		return
+	}
+	if !b.inStep {
+		if err := b.ensureTokens(len(tokens)); err != nil {
+			b.fail(err)
+			return
+		}
+		b.fail(b.d.CopyToDevice(b.tokens, int32Bytes(tokens)))
+		b.setPos(pos0)
+	}
+	if b.err == nil {
+		b.fail(kernels.Embed(b.d, o.p, b.tokens, b.pos, te, pe, o.rows, o.cols))
+	}
+}
+
+func (b *Backend) LayerNorm(out, in model.Buf, w, bias model.Tensor, eps float32) {
+	o, x := out.(*Buf), in.(*Buf)
+	g, bb := b.vector(w, x.cols, "LayerNorm gain"), b.vector(bias, x.cols, "LayerNorm bias")
+	if p := b.pend; p.kind == pendAdd && same(p.addX, x) {
+		b.pend = pending{}
+		if b.err == nil {
+			b.fail(kernels.AddLayerNorm(b.d, x.p, p.addY.p, o.p, g, bb, x.rows, x.cols, eps))
+		}
+		return
+	}
+	b.flush()
+	if b.err == nil {
+		b.fail(kernels.LayerNorm(b.d, o.p, x.p, g, bb, x.rows, x.cols, eps))
+	}
+}
+
+func (b *Backend) Linear(out, in model.Buf, w, bias model.Tensor) {
+	b.flush()
+	o, x := out.(*Buf), in.(*Buf)
+	T, C, OC := x.rows, x.cols, o.cols
+	wt, kw, ok := b.weight(w, "Linear weight")
+	if !ok {
+		return
+	}
+	if len(wt.Dims) != 2 || wt.Dims[0] != OC || wt.Dims[1] != C || o.rows != T {
+		b.fail(fmt.Errorf("Linear of (%d, %d) by a weight %v into (%d, %d)", T, C, wt.Dims, o.rows, OC))
+		return
+	}
+	var bp kernels.Ptr
+	if bias != nil {
+		if bp = b.vector(bias, OC, "Linear bias"); bp == 0 {
+			return
+		}
+	}
+	w8a8 := b.opt.Kernel == cpu.KernelW8A8 && (kw.Bits == 8 || kw.Bits == 4)
+	b.pend = pending{kind: pendLinear, out: o, linearLaunch: func(act kernels.Act) {
+		if b.err != nil {
+			return
+		}
+		var k string
+		switch {
+		case w8a8:
+			k = kernels.KGemmW8A8
+			b.fail(b.linearW8A8(o, x, kw, bp, act))
+		case T <= gemvMaxT:
+			k = kernels.KGemv
+			b.fail(kernels.Gemv(b.d, o.p, x.p, kw, bp, T, C, OC, act))
+		default:
+			k = kernels.KGemmF32
+			b.fail(kernels.GemmF32(b.d, o.p, x.p, kw, bp, T, C, OC, act))
+		}
+		b.used[k+"-"+formatName(kw.Bits)]++
+	}}
+}
+
+func formatName(bits int) string {
+	switch bits {
+	case 32:
+		return "f32"
+	case 16:
+		return "f16"
+	}
+	return fmt.Sprintf("q%d", bits)
+}
+
+// KernelsUsed returns how many Linear calls each kernel was issued for, by kernel and weight
+// format ("gemv-q8", "gemm_f32-f16", "gemm_w8a8-q4", ...); a recorded step counts when recorded,
+// not at each replay.
+func (b *Backend) KernelsUsed() map[string]int64 {
+	m := make(map[string]int64, len(b.used))
+	for k, v := range b.used {
+		m[k] = v
+	}
+	return m
+}
+
+// linearW8A8 quantizes the activations per token and runs the tensor-core GEMM.
+func (b *Backend) linearW8A8(o, x *Buf, kw kernels.W, bias kernels.Ptr, act kernels.Act) error {
+	T, C, OC := x.rows, x.cols, o.cols
+	gw, err := kernels.W8A8GroupWidth(C, OC, kw.GroupSize)
+	if err != nil {
+		return err
+	}
+	qa, inv := b.ensure("qa", T*C), b.ensure("inv", 4*T)
+	var qsum kernels.Ptr
+	if kw.Zeros != 0 {
+		qsum = b.ensure("qsum", 4*T*(C/gw))
+	}
+	if b.err != nil {
+		return nil
+	}
+	if err := kernels.QuantizeActs(b.d, qa, inv, qsum, x.p, T, C, gw); err != nil {
+		return err
+	}
+	return kernels.GemmW8A8(b.d, o.p, qa, inv, qsum, kw, bias, T, C, OC, act)
+}
+
+func (b *Backend) GELU(x model.Buf) {
+	v := x.(*Buf)
+	if p := b.pend; p.kind == pendLinear && same(p.out, v) {
+		b.pend = pending{}
+		p.linearLaunch(kernels.ActGELU)
+		return
+	}
+	b.flush()
+	if b.err == nil {
+		b.fail(kernels.GELU(b.d, v.p, v.rows*v.cols))
+	}
+}
+
+func (b *Backend) Add(x, y model.Buf) {
+	b.flush()
+	b.pend = pending{kind: pendAdd, addX: x.(*Buf), addY: y.(*Buf)}
+}
+
+func (b *Backend) Attention(out, qkv, k, v model.Buf, pos0, nHead int) {
+	b.flush()
+	o, q := out.(*Buf), qkv.(*Buf)
+	if !b.inStep {
+		b.setPos(pos0)
+	}
+	if b.err == nil {
+		b.fail(kernels.Attention(b.d, o.p, q.p, k.(*Buf).p, v.(*Buf).p, b.pos, o.rows, o.cols, nHead))
+	}
+}
+
+func (b *Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
+	b.flush()
+	l := logits.(*Buf)
+	T := len(targets)
+	tp, dp := b.ensure("targets", 4*T), b.ensure("nll", 8*T)
+	if b.err != nil {
+		return
+	}
+	b.fail(b.d.CopyToDevice(tp, int32Bytes(targets)))
+	if b.err == nil {
+		b.fail(kernels.NLL(b.d, dp, l.p, tp, T, l.cols))
+	}
+	raw := make([]byte, 8*T)
+	if b.err == nil {
+		b.fail(b.d.CopyFromDevice(raw, dp))
+	}
+	if b.err != nil {
+		return
+	}
+	for i := range T {
+		dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+	}
+}
+
+func (b *Backend) Read(dst []float32, x model.Buf) {
+	b.flush()
+	if b.err == nil {
+		b.fail(b.d.CopyFromDevice(model.F32Bytes(dst[:x.Rows()*x.Cols()]), x.(*Buf).p))
+	}
+}
+
+// Step runs a one-token step as one graph launch: recorded the first time for key (a session,
+// whose buffers the graph uses), replayed afterwards. The token and position travel to device
+// memory before each launch, where Embed and Attention read them, so nothing position-dependent
+// is baked into the graph. Without graphs (the CPU emulator, or a capture the driver refused),
+// body's ops run one by one.
+func (b *Backend) Step(key any, token int32, pos int, body func()) {
+	b.flush()
+	if b.err != nil {
+		return
+	}
+	b.fail(b.d.CopyToDevice(b.tokens, int32Bytes([]int32{token})))
+	b.setPos(pos)
+	if b.err != nil {
+		return
+	}
+	if b.hooks.Capture == nil || b.noGraphs {
+		b.inStep = true
+		body()
+		b.flush()
+		b.inStep = false
+		return
+	}
+	b.stepsMu.Lock()
+	g := b.steps[key]
+	b.stepsMu.Unlock()
+	if g == nil {
+		var err error
+		g, err = b.hooks.Capture(func() error {
+			b.inStep = true
+			defer func() { b.inStep = false }()
+			body()
+			b.flush()
+			return b.err
+		})
+		if err != nil {
+			if b.err != nil {
+				return // the ops failed, not the capture
+			}
+			// The driver refused the capture: run this and later steps op by op (slower, same result).
+			b.noGraphs = true
+			b.Step(key, token, pos, body)
+			return
+		}
+		b.stepsMu.Lock()
+		b.steps[key] = g
+		b.stepsMu.Unlock()
+	}
+	b.fail(g.Launch())
+}
+
+// DropSteps releases the graph recorded for key.
+func (b *Backend) DropSteps(key any) {
+	b.stepsMu.Lock()
+	defer b.stepsMu.Unlock()
+	if g := b.steps[key]; g != nil {
+		g.Close()
+		delete(b.steps, key)
+	}
+}
+
+// GraphsUsed reports whether steps run as recorded graphs.
+func (b *Backend) GraphsUsed() bool { return b.hooks.Capture != nil && !b.noGraphs }
+
+var (
+	_ model.Ops       = (*Backend)(nil)
+	_ model.StepGraph = (*Backend)(nil)
+	_ model.Tracer    = (*Backend)(nil)
+)
