@@ -61,7 +61,7 @@ device-bundle:
 		fi; \
 	done
 	$(GO) build -tags cuda -ldflags='-s -w' -o $(BUNDLE)/gpuquant .
-	cp scripts/device-check.sh $(BUNDLE)/
+	cp scripts/device-check.sh scripts/hf_baseline.py $(BUNDLE)/
 	@ls -l $(BUNDLE)
 	@kib=$$(du -sk --apparent-size $(BUNDLE) | cut -f1); echo "device-bundle: $$kib KiB"; \
 		test $$kib -lt 65536 || { echo "device-bundle: over 64 MiB"; exit 1; }

@@ -49,7 +49,7 @@ type runRow struct {
 	TokensScored  int              `json:"tokens_scored"`
 	ScoreTokensPS float64          `json:"score_tokens_per_s"`
 	RSSBytes      int64            `json:"rss_bytes"`
-	Kernels       map[string]int64 `json:"kernels"`
+	Kernels       map[string]int64 `json:"kernels"` // Linear calls per kernel while scoring perplexity
 	// Error is the weight error of the quantized tensors against the originals (nil for fp32).
 	Error *quantize.Stats `json:"weight_error,omitempty"`
 }
@@ -151,6 +151,7 @@ func runAction(c *ucli.Context) error {
 		}
 		bar := newProgress(c, 1, "perplexity "+rows[i].Name)
 		opt.Progress = func(done, total int) { bar.ChangeMax(total); bar.Set(done) }
+		before := kernelsUsed(l.Ops)
 		start := time.Now()
 		r, err := model.Perplexity(s, ids, opt)
 		bar.Finish()
@@ -160,6 +161,11 @@ func runAction(c *ucli.Context) error {
 		rows[i].Perplexity, rows[i].NLLMean, rows[i].TokensScored = r.Perplexity, r.NLLMean, r.Tokens
 		rows[i].ScoreTokensPS = float64(r.Tokens) / time.Since(start).Seconds()
 		rows[i].Kernels = kernelsUsed(l.Ops)
+		for k, n := range before { // the backend is shared by the three models: count this one's scoring
+			if rows[i].Kernels[k] -= n; rows[i].Kernels[k] == 0 {
+				delete(rows[i].Kernels, k)
+			}
+		}
 	}
 
 	rep := map[string]any{

@@ -19,11 +19,13 @@ import (
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
-// parityModel is a small GPT-2 with every parameter random (Synth's gains are 1 and biases 0).
-func parityModel(t *testing.T) *model.Weights {
+// smallConfig is the parity model of every run; the GPU also runs GPT-2's own widths.
+var smallConfig = model.Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 64, VocabSize: 97, LayerNormE: 1e-5, TieEmbeddings: true}
+
+// parityModel is a GPT-2 of shape cfg with every parameter random (Synth's gains are 1 and biases 0).
+func parityModel(t *testing.T, cfg model.Config) *model.Weights {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := model.Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 64, VocabSize: 97, LayerNormE: 1e-5, TieEmbeddings: true}
 	if err := model.Synth(dir, model.SynthOptions{Config: cfg, DType: "F32", Seed: 5}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +166,21 @@ func read(t *testing.T, o model.Ops, b model.Buf) []float32 {
 	return v
 }
 
-func TestForwardMatchesCPU(t *testing.T) {
-	w := parityModel(t)
+func TestForwardMatchesCPU(t *testing.T) { forwardMatchesCPU(t, smallConfig) }
+
+// TestForwardMatchesCPUGPT2Widths is the parity test at GPT-2 124M's widths (2 of its 12 layers):
+// the vectorized paths of every kernel and the 50257-wide head. GPU only (minutes on the emulator).
+func TestForwardMatchesCPUGPT2Widths(t *testing.T) {
+	if !onGPU || testing.Short() {
+		t.Skip("GPU only")
+	}
+	cfg := model.Presets["gpt2"]
+	cfg.NLayer = 2
+	forwardMatchesCPU(t, cfg)
+}
+
+func forwardMatchesCPU(t *testing.T, cfg model.Config) {
+	w := parityModel(t, cfg)
 	r := rand.New(rand.NewPCG(7, 8))
 	ids := make([]int32, 48)
 	for i := range ids {
@@ -228,7 +243,7 @@ func TestForwardMatchesCPU(t *testing.T) {
 }
 
 func TestGreedyTokensMatchCPU(t *testing.T) {
-	w := parityModel(t)
+	w := parityModel(t, smallConfig)
 	c := parityCases()[0]
 	co, cw := cpuModel(t, w, c)
 	b, _ := testBackend(t, Options{})
@@ -257,7 +272,7 @@ func TestGreedyTokensMatchCPU(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	w := parityModel(t)
+	w := parityModel(t, smallConfig)
 	b, _ := testBackend(t, Options{})
 	up, err := b.Upload(w)
 	if err != nil {

@@ -8,6 +8,9 @@ import (
 	"github.com/gpuquant/gpuquant/kernels"
 )
 
+// onGPU says whether the tests run on a real GPU.
+const onGPU = true
+
 // testDevice is GPU 0 (tag cuda: the device machine).
 func testDevice(t *testing.T) kernels.Device {
 	d, err := Open(0)

@@ -10,6 +10,9 @@ import (
 	"github.com/gpuquant/gpuquant/kernels/emu"
 )
 
+// onGPU says whether the tests run on a real GPU.
+const onGPU = false
+
 // testDevice is the CPU emulator of our kernels (tag cudaemu: every CI run).
 func testDevice(t *testing.T) kernels.Device { return emu.New() }
 

@@ -141,6 +141,9 @@ func Argmax(v []float32) int32 {
 	return int32(best)
 }
 
+// stepName names Generate's profiler ranges: the prompt's prefill, then each decoding step.
+var stepName = [2]string{"prefill", "decode step"}
+
 // Generate runs prompt through the session (which it resets), then produces up to maxNew tokens,
 // each by one incremental forward over the KV cache. onToken, if not nil, sees each new token.
 // A prompt plus maxNew longer than the session's context is refused rather than silently cut.
@@ -159,12 +162,15 @@ func Generate(s *Session, prompt []int32, maxNew int, smp *Sampler, onToken func
 	row := make([]float32, s.w.Config.VocabSize)
 	in := prompt
 	out := make([]int32, 0, maxNew)
-	for range maxNew {
+	for i := range maxNew {
+		end := Trace(o, stepName[min(i, 1)])
 		logits, err := s.Forward(in, false)
 		if err != nil {
+			end()
 			return out, err
 		}
 		o.Read(row, logits)
+		end()
 		if err := o.Err(); err != nil {
 			return out, err
 		}

@@ -10,15 +10,18 @@
 #   3. the microbenchmarks: kerneltest.test's (W8A8 GEMM vs cuBLAS int8, int8 GEMV vs copy
 #      bandwidth, GPT-2 XL quantization; -test.benchtime 5x), then every other binary's (1s)
 #                                                              → $OUT/bench.log
-#   4. compute-sanitizer (memcheck) on short subsets           → $OUT/sanitizer.log
-#   5. `gpuquant synth` GPT-2 124M and 1.5B into a temp folder, `gpuquant bench --device cuda:0
-#      --json` on each (fp32 and int8 absmax)                  → $OUT/gpuquant.log, $OUT/gpuquant.jsonl
-#                                                                (one JSON object a line)
+#   4. end to end: `gpuquant synth` GPT-2 124M and 1.5B (XL), `gpuquant bench --device cuda:0
+#      --json` per scheme (fp32, fp16, int8, int4; decode 128+128 and 1024-token prefill, W8A8 too),
+#      hf_baseline.py (Hugging Face transformers on this machine's PyTorch, fp32 and fp16), and
+#      `gpuquant run --device cuda:0` on 124M          → $OUT/gpuquant.log, $OUT/gpuquant.jsonl
+#                                                        (one JSON object a line)
+#   5. compute-sanitizer (memcheck) on short subsets   → $OUT/sanitizer.log
 # It never stops early: each step gets a timeout and a status (ok, FAIL rc=N, timeout, missing,
 # skipped), and a SUMMARY TABLE is printed last and written to $OUT/summary.md: one row a step, then
 # the key numbers of the microbenchmarks (W8A8 TOPS as % of cuBLAS at M ≥ 2048, target ≥ 70%; GEMV
-# GB/s as % of copy bandwidth at the XL shapes, target ≥ 75%; XL quantization ms; status "met" or
-# "below"), then every microbenchmark's metrics. The exit status is 1 if any step failed or timed
+# GB/s as % of copy bandwidth at the XL shapes, target ≥ 75%; XL quantization ms) and of the end-to-end
+# targets (124M int8 decode, XL int8 decode vs roofline and fp16, XL W8A8 prefill vs fp16 and HF, XL
+# int8 device weights; status "met" or "below"), then every microbenchmark's metrics. The exit status is 1 if any step failed or timed
 # out, else 0 (a target not met is reported, not failed).
 #
 # The lent GPU machine returns at most 8 files from $OUT: tests.log, bench.log, sanitizer.log,
@@ -141,6 +144,57 @@ perf_keys() {
 	fi
 }
 
+# e2e_keys: issue 5's targets from gpuquant.jsonl (and the copy bandwidth of bench.log for the
+# decode roofline), one summary row each: "met", "below" or "missing".
+e2e_keys() {
+	local copy
+	copy=$(bench_metric "$OUT/bench.log" '^BenchmarkCopyDevice(-[0-9]+)?$' copy_GB/s | awk '{print $2}' | head -1)
+	[ -s "$OUT/gpuquant.jsonl" ] || { record "key: end-to-end targets" missing 0 "no gpuquant.jsonl"; return; }
+	while IFS='|' read -r name st key; do
+		record "$name" "$st" 0 "$key"
+	done < <(python3 - "$OUT/gpuquant.jsonl" "${copy:-0}" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+copy_gbps = float(sys.argv[2])
+def ours(preset, phase, case):
+    for r in rows:
+        if r.get("engine") == "gpuquant" and (r.get("preset"), r.get("phase"), r.get("case")) == (preset, phase, case):
+            return r
+def hf(preset, dtype):
+    for r in rows:
+        if r.get("engine") == "hf-transformers" and r.get("preset") == preset and r.get("dtype") == dtype:
+            return r
+def out(name, ok, text):
+    print("%s|%s|%s" % (name, "missing" if ok is None else ("met" if ok else "below"), text))
+def val(r, k):
+    return None if r is None else r.get(k)
+i8, hf32 = ours("gpt2", "decode", "int8"), hf("gpt2", "fp32")
+d, h = val(i8, "decode_tokens_per_s"), val(hf32, "decode_tokens_per_s")
+out("key: 124M int8 decode", None if d is None else (d >= 3000 and (h is None or d >= 10 * h)),
+    "%s tok/s (target >= 3000, stretch 5000); HF fp32 %s tok/s: %s (target >= 10x)" % (
+        "%.0f" % d if d else "-", "%.0f" % h if h else "-", "%.1fx" % (d / h) if d and h else "-"))
+x8, x16 = ours("gpt2-xl", "decode", "int8"), ours("gpt2-xl", "decode", "fp16")
+d, f = val(x8, "decode_tokens_per_s"), val(x16, "decode_tokens_per_s")
+roof = copy_gbps * 1e9 / x8["model_bytes"] if x8 and copy_gbps > 0 else None
+out("key: XL int8 decode", None if d is None else (d >= 1300 and (roof is None or d >= 0.6 * roof) and (f is None or d >= 1.6 * f)),
+    "%s tok/s (target >= 1300); roofline %s tok/s (weights / %.0f GB/s copy): %s (target >= 60%%); our fp16 %s: %s (target >= 1.6x)" % (
+        "%.0f" % d if d else "-", "%.0f" % roof if roof else "-", copy_gbps, "%.0f%%" % (100 * d / roof) if d and roof else "-",
+        "%.0f" % f if f else "-", "%.2fx" % (d / f) if d and f else "-"))
+w, p16, h16 = ours("gpt2-xl", "prefill", "w8a8"), ours("gpt2-xl", "prefill", "fp16"), hf("gpt2-xl", "fp16")
+a, b, c = val(w, "prefill_tokens_per_s"), val(p16, "prefill_tokens_per_s"), val(h16, "prefill_tokens_per_s")
+out("key: XL W8A8 prefill (1024)", None if a is None or b is None else (a >= 1.4 * b and (c is None or a >= 1.5 * c)),
+    "%s tok/s; our fp16 %s: %s (target >= 1.4x); HF fp16 %s: %s (target >= 1.5x)" % (
+        "%.0f" % a if a else "-", "%.0f" % b if b else "-", "%.2fx" % (a / b) if a and b else "-",
+        "%.0f" % c if c else "-", "%.2fx" % (a / c) if a and c else "-"))
+m8, m32 = val(x8, "model_bytes"), val(ours("gpt2-xl", "decode", "fp32"), "model_bytes")
+out("key: XL int8 device weights", None if m8 is None else m8 <= 1.7e9,
+    "%s GB int8 (target <= 1.7 GB); fp32 %s GB; device peak %s GB (our allocator)" % (
+        "%.3f" % (m8 / 1e9) if m8 else "-", "%.3f" % (m32 / 1e9) if m32 else "-",
+        "%.3f" % (x8["device_peak_bytes"] / 1e9) if x8 and x8.get("device_peak_bytes") else "-"))
+PY
+)
+}
+
 # perf_table: every kerneltest microbenchmark line as a row of its metrics.
 perf_table() {
 	[ -f "$OUT/bench.log" ] || return 0
@@ -152,7 +206,10 @@ perf_table() {
 		sub(/, $/, "", m); printf "| %s | %s |\n", n, m }' "$OUT/bench.log"
 }
 key_json() { # prefill and decode tokens/s of the bench step's JSON ($tmp/last.json)
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("prefill %.0f tok/s, decode %.1f tok/s" % (r["prefill_tokens_per_s"], r["decode_tokens_per_s"]))' "$tmp/last.json"
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("prefill %.0f tok/s, decode %.1f tok/s, weights %.0f MB" % (r["prefill_tokens_per_s"], r.get("decode_tokens_per_s") or 0, r["model_bytes"] / 1e6))' "$tmp/last.json"
+}
+key_hf() { # the baseline's decode and prefill tokens/s per dtype
+	python3 -c 'import json,sys; print(", ".join("%s decode %.0f prefill %.0f tok/s" % (r["dtype"], r["decode_tokens_per_s"], r["prefill_tokens_per_s"]) for r in map(json.loads, filter(lambda l: l.startswith("{"), open(sys.argv[1])))))' "$tmp/last.json"
 }
 
 # Tools and libraries of the GPU machine.
@@ -251,7 +308,94 @@ for t in "${tests[@]}"; do
 	fi
 done
 
-# 4. compute-sanitizer (memcheck) on short subsets: kerneltest's kernel-vs-twin tests without the
+# 4. End to end (issue 5's targets): synthetic GPT-2 124M and 1.5B (XL) made here by the bundled
+# gpuquant, in Hugging Face layout. `gpuquant bench --device cuda:0 --json` per scheme: decoding
+# (128-token prompt, 128 new tokens, medians of 3) and prefill (one 1024-token window); the
+# Hugging Face transformers baseline on the same folders with this machine's PyTorch
+# (hf_baseline.py: fp32 and fp16 `generate` with its KV cache, and a 1024-token perplexity pass);
+# `gpuquant run --device cuda:0` once on 124M. Every result is one JSON line in gpuquant.jsonl
+# with "case" added; the key rows of the summary are computed from it.
+DECODE_ARGS="--prompt-tokens 128 --new-tokens 128 --repeat 3"
+PREFILL_ARGS="--prompt-tokens 1024 --new-tokens 0 --repeat 3"
+# case label → preset, phase, scheme flags
+e2e_cases() {
+	cat <<'CASES'
+gpt2 decode fp32 --scheme fp32
+gpt2 decode fp16 --scheme fp16
+gpt2 decode int8 --scheme absmax --bits 8
+gpt2 decode int4-g32 --scheme absmax --bits 4 --granularity group:32
+gpt2 prefill fp16 --scheme fp16
+gpt2 prefill w8a8 --scheme absmax --bits 8 --kernel w8a8
+gpt2-xl decode fp32 --scheme fp32
+gpt2-xl decode fp16 --scheme fp16
+gpt2-xl decode int8 --scheme absmax --bits 8
+gpt2-xl prefill fp16 --scheme fp16
+gpt2-xl prefill int8 --scheme absmax --bits 8
+gpt2-xl prefill w8a8 --scheme absmax --bits 8 --kernel w8a8
+CASES
+}
+# append_json FILE KEY=VALUE...: FILE's JSON objects (one or more lines) as lines of gpuquant.jsonl.
+append_json() {
+	local f=$1
+	shift
+	[ -s "$f" ] && python3 - "$f" "$@" >>"$OUT/gpuquant.jsonl" <<'PY'
+import json, sys
+extra = dict(a.split("=", 1) for a in sys.argv[2:])
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        r = json.loads(line)
+        r.update(extra)
+        print(json.dumps(r))
+PY
+}
+if [ -x gpuquant ]; then
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpuquant-check.XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT
+	presets="gpt2 gpt2-xl"
+	# A seconds-long probe on a tiny model first: if the CUDA forward pass fails there,
+	# synthesizing 6 GB for GPT-2 XL would only burn the device budget.
+	if [ "$dry" != 1 ] && ! { ./gpuquant synth --preset tiny --out "$tmp/probe" >>"$OUT/gpuquant.log" 2>&1 &&
+		./gpuquant bench --model "$tmp/probe" --device cuda:0 --prompt-tokens 8 --new-tokens 2 --repeat 1 >>"$OUT/gpuquant.log" 2>&1; }; then
+		record "gpuquant on cuda:0" "FAIL rc=1" 0 "$(tail -n 1 "$OUT/gpuquant.log" | cut -c1-120)"
+		presets=""
+	fi
+	hf=0
+	if [ -f hf_baseline.py ] && { [ "$dry" = 1 ] || python3 -c 'import torch, transformers' >/dev/null 2>&1; }; then hf=1; fi
+	for preset in $presets; do
+		step "synth $preset" 240 "$OUT/gpuquant.log" key_none ./gpuquant synth --preset "$preset" --out "$tmp/$preset"
+		if [ "$dry" != 1 ] && [ ! -d "$tmp/$preset" ]; then
+			record "e2e $preset" skipped 0 "no synthesized model"
+			continue
+		fi
+		while read -r p phase label flags; do
+			[ "$p" = "$preset" ] || continue
+			args=$DECODE_ARGS
+			[ "$phase" = prefill ] && args=$PREFILL_ARGS
+			rm -f "$tmp/last.json"
+			step "bench $preset $phase $label" 180 "$OUT/gpuquant.log" key_json \
+				sh -c "./gpuquant bench --model '$tmp/$preset' --device cuda:0 $flags $args --json >'$tmp/last.json' && cat '$tmp/last.json'"
+			append_json "$tmp/last.json" engine=gpuquant preset="$preset" phase="$phase" case="$label"
+		done < <(e2e_cases)
+		if [ "$hf" = 1 ]; then
+			rm -f "$tmp/last.json"
+			step "hf baseline $preset" 300 "$OUT/gpuquant.log" key_hf \
+				sh -c "python3 hf_baseline.py --model '$tmp/$preset' --device cuda:0 --dtypes fp32,fp16 --prompt-tokens 128 --new-tokens 128 --repeat 3 --ppl-tokens 2048 >'$tmp/last.json' && cat '$tmp/last.json'"
+			append_json "$tmp/last.json" engine=hf-transformers preset="$preset"
+		else
+			record "hf baseline $preset" missing 0 "hf_baseline.py or python3 torch+transformers missing"
+		fi
+		if [ "$preset" = gpt2 ]; then
+			step "run gpt2 cuda:0" 180 "$OUT/gpuquant.log" key_none \
+				./gpuquant run --model "$tmp/gpt2" --device cuda:0 --max-new-tokens 32 --max-tokens 2048 --out "$tmp/run-report"
+		fi
+		rm -rf "${tmp:?}/$preset"
+	done
+else
+	missing "gpuquant" "gpuquant not in bundle"
+fi
+
+# 5. compute-sanitizer (memcheck) on short subsets: kerneltest's kernel-vs-twin tests without the
 # XL sizes (-test.short), and cuda's launch and copy tests (a trap test runs in a child process
 # and is excluded).
 if command -v compute-sanitizer >/dev/null || [ "$dry" = 1 ]; then
@@ -269,45 +413,12 @@ else
 	missing sanitizer "compute-sanitizer not on PATH"
 fi
 
-# 5. End to end: synthetic GPT-2 124M and 1.5B, benchmarked on the GPU.
-if [ -x gpuquant ]; then
-	if [ "$dry" = 1 ] || { ./gpuquant bench --help 2>&1 | grep -q -- '--device' && ./gpuquant bench --help 2>&1 | grep -q -- '--json'; }; then
-		tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpuquant-check.XXXXXX")
-		trap 'rm -rf "$tmp"' EXIT
-		presets="gpt2 gpt2-xl"
-		# A seconds-long probe on a tiny model first: without the CUDA forward pass (not built yet)
-		# synthesizing 6 GB for GPT-2 XL would only burn the device budget.
-		if [ "$dry" != 1 ] && ! { ./gpuquant synth --preset tiny --out "$tmp/probe" >>"$OUT/gpuquant.log" 2>&1 &&
-			./gpuquant bench --model "$tmp/probe" --device cuda:0 --prompt-tokens 8 --new-tokens 2 --repeat 1 >>"$OUT/gpuquant.log" 2>&1; }; then
-			record "gpuquant on cuda:0" skipped 0 "$(tail -n 1 "$OUT/gpuquant.log" | cut -c1-120)"
-			presets=""
-		fi
-		for preset in $presets; do
-			step "synth $preset" 240 "$OUT/gpuquant.log" key_none ./gpuquant synth --preset "$preset" --out "$tmp/$preset"
-			for scheme in "fp32" "absmax --bits 8"; do
-				if [ "$dry" = 1 ] || [ -d "$tmp/$preset" ]; then
-					rm -f "$tmp/last.json"
-					step "bench $preset ${scheme%% *}" 180 "$OUT/gpuquant.log" key_json \
-						sh -c "./gpuquant bench --model '$tmp/$preset' --device cuda:0 --scheme $scheme --json >'$tmp/last.json' && cat '$tmp/last.json'"
-					[ -s "$tmp/last.json" ] && python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$tmp/last.json" >>"$OUT/gpuquant.jsonl"
-				else
-					record "bench $preset ${scheme%% *}" skipped 0 "no synthesized model"
-				fi
-			done
-			rm -rf "${tmp:?}/$preset"
-		done
-	else
-		missing "gpuquant bench" "this gpuquant has no bench --device/--json"
-	fi
-else
-	missing "gpuquant" "gpuquant not in bundle"
-fi
-
 # The key numbers of the microbenchmarks, and the summary, last.
 if [ "$dry" = 1 ]; then
 	echo "would add the key numbers of $OUT/bench.log: W8A8 % of cuBLAS at M>=2048, GEMV % of copy at XL, XL quantize ms"
 else
 	perf_keys
+	e2e_keys
 fi
 {
 	echo "## device-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed)s)"
