@@ -44,7 +44,7 @@ func benchCommand() *ucli.Command {
 			out["prefill_seconds"], out["decode_seconds"] = r.PrefillSeconds, r.DecodeSeconds
 			out["kernel"], out["kernels"] = c.String("kernel"), kernelsUsed(l.Ops)
 			out["peak_rss_bytes"] = peakRSS()
-			deviceFields(l.Ops, out)
+			deviceFields(l.Ops, l.W, out)
 			if c.Bool("json") {
 				return printJSON(c, out)
 			}

@@ -43,16 +43,20 @@ func closeBackend(o model.Ops) {
 	}
 }
 
-// deviceFields adds a GPU backend's device and memory figures to a JSON report.
-func deviceFields(o model.Ops, out map[string]any) {
+// deviceFields adds a GPU backend's device and memory figures to a JSON report, with the device
+// bytes of the weights w when not nil.
+func deviceFields(o model.Ops, w *model.Weights, out map[string]any) {
 	g, ok := o.(*gpu.Backend)
 	if !ok {
 		return
 	}
+	if w != nil {
+		out["device_weight_bytes"] = w.Bytes()
+	}
 	out["device_name"] = gpu.DeviceInfo(g)
 	out["cuda_graphs"] = g.GraphsUsed()
 	if m, err := g.Memory(); err == nil {
-		out["device_in_use_bytes"], out["device_peak_bytes"] = m.InUse, m.Peak
+		out["device_in_use_bytes"], out["device_peak_bytes"], out["device_cached_bytes"] = m.InUse, m.Peak, m.Cached
 		out["device_driver_used_bytes"], out["device_total_bytes"] = m.Total-m.DriverFree, m.Total
 	}
 }

@@ -68,7 +68,13 @@ func evalCommand() *ucli.Command {
 				if l.Saved {
 					return fmt.Errorf("--compare-to fp32 needs the original checkpoint: %s is quantized (%s); pass the original as --model with the scheme flags", l.Dir, l.Quant)
 				}
-				rl, err := prepare(c, l.Ops, l.Source, nil, nil, false)
+				// Its own backend, so that "kernels" counts the evaluated model's calls only.
+				rops, err := openBackend(c)
+				if err != nil {
+					return err
+				}
+				defer closeBackend(rops)
+				rl, err := prepare(c, rops, l.Source, nil, nil, false)
 				if err != nil {
 					return err
 				}
@@ -96,7 +102,7 @@ func evalCommand() *ucli.Command {
 			out["tokens_scored"], out["tokens"], out["windows"] = r.Tokens, len(ids), r.Windows
 			out["method"], out["model_bytes"], out["seconds"] = opt.Method, l.W.Bytes(), secs
 			out["kernels"] = kernelsUsed(l.Ops)
-			deviceFields(l.Ops, out)
+			deviceFields(l.Ops, l.W, out)
 			if ref != nil {
 				out["kld_mean"], out["top1_agreement"] = cmp.KLDMean, cmp.Top1Agreement
 			}

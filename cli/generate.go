@@ -124,7 +124,7 @@ func generateCommand() *ucli.Command {
 				out["model"], out["device"], out["prompt"] = l.Dir, l.Ops.Name(), c.String("prompt")
 				out["prompt_ids"], out["token_ids"], out["text"] = g.PromptIDs, g.TokenIDs, g.Text
 				out["seconds"], out["tokens_per_s"], out["kernels"] = g.Seconds, g.TokensPS, kernelsUsed(l.Ops)
-				deviceFields(l.Ops, out)
+				deviceFields(l.Ops, l.W, out)
 				return printJSON(c, out)
 			}
 			fmt.Fprintf(stdout(c), "\n")

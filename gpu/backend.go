@@ -36,8 +36,9 @@ type Hooks struct {
 	Range func(name string) func()
 	// MemInfo is the driver's free and total device memory.
 	MemInfo func() (free, total int64, err error)
-	// PoolStats is our allocator's memory in use now and at its peak.
-	PoolStats func() (inUse, peak int64)
+	// PoolStats is our allocator's memory in use now and at its peak, and the freed blocks it
+	// keeps for reuse (not in the driver's free figure, but ours to use).
+	PoolStats func() (inUse, peak, cached int64)
 	// Close releases the device.
 	Close func() error
 }
@@ -113,12 +114,8 @@ func (b *Backend) Device() kernels.Device { return b.d }
 
 // Close releases the recorded steps, the backend's own buffers and (on a GPU) the device.
 func (b *Backend) Close() error {
-	b.stepsMu.Lock()
-	for k, g := range b.steps {
-		g.Close()
-		delete(b.steps, k)
-	}
-	b.stepsMu.Unlock()
+	b.flush()
+	b.dropAllSteps()
 	for _, s := range b.scratch {
 		b.d.Free(s.p)
 	}
@@ -157,15 +154,15 @@ func (b *Backend) Range(name string) func() {
 // Memory is the device memory the backend's process uses: our allocator's figures and the
 // driver's (every process on the device).
 type Memory struct {
-	InUse, Peak       int64 // our allocator (weights, activations, scratch)
-	DriverFree, Total int64 // cuMemGetInfo; 0 when the device has no driver figures
+	InUse, Peak, Cached int64 // our allocator: in use (weights, activations, scratch), peak, freed blocks kept
+	DriverFree, Total   int64 // cuMemGetInfo; 0 when the device has no driver figures
 }
 
 // Memory reports device memory (zeros where the device cannot tell).
 func (b *Backend) Memory() (Memory, error) {
 	var m Memory
 	if b.hooks.PoolStats != nil {
-		m.InUse, m.Peak = b.hooks.PoolStats()
+		m.InUse, m.Peak, m.Cached = b.hooks.PoolStats()
 	}
 	if b.hooks.MemInfo != nil {
 		var err error
@@ -227,6 +224,7 @@ func (b *Backend) ensure(name string, n int) kernels.Ptr {
 		return 0
 	}
 	if s != nil {
+		b.dropAllSteps() // recorded steps hold the old address
 		b.d.Free(s.p)
 		delete(b.scratch, name)
 	}
@@ -248,10 +246,21 @@ func (b *Backend) ensureTokens(n int) error {
 		return err
 	}
 	if b.tokens != 0 {
+		b.dropAllSteps() // recorded steps hold the old address
 		b.d.Free(b.tokens)
 	}
 	b.tokens, b.tokCap = p, n
 	return nil
+}
+
+// dropAllSteps releases every recorded step; the next step of each session records anew.
+func (b *Backend) dropAllSteps() {
+	b.stepsMu.Lock()
+	defer b.stepsMu.Unlock()
+	for k, g := range b.steps {
+		g.Close()
+		delete(b.steps, k)
+	}
 }
 
 func int32Bytes(v []int32) []byte {
@@ -525,10 +534,10 @@ func (b *Backend) Step(key any, token int32, pos int, body func()) {
 			return b.err
 		})
 		if err != nil {
-			if b.err != nil {
-				return // the ops failed, not the capture
-			}
-			// The driver refused the capture: run this and later steps op by op (slower, same result).
+			// The driver refused or invalidated the capture (launches inside it fail then too): run
+			// this and later steps op by op, slower with the same result. An op that really fails
+			// fails again there and keeps its error.
+			b.err = nil // Step starts only without an error, so any error now came from the capture
 			b.noGraphs = true
 			b.Step(key, token, pos, body)
 			return

@@ -306,3 +306,50 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("a model on a device with 1 MiB free: %v", err)
 	}
 }
+
+// TestStepsSurviveBufferGrowth: a longer prefill grows the backend's token and W8A8 scratch
+// buffers, which recorded steps point into; later steps must record anew, not replay stale
+// addresses.
+func TestStepsSurviveBufferGrowth(t *testing.T) {
+	w := parityModel(t, smallConfig)
+	for _, c := range []parityCase{parityCases()[0], parityCases()[5]} {
+		t.Run(c.name, func(t *testing.T) {
+			co, cw := cpuModel(t, w, c)
+			b, _ := testBackend(t, Options{Kernel: c.kernel})
+			gw := gpuModel(t, b, w, c, 0)
+			cs, err := model.NewSession(co, cw, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs, err := model.NewSession(b, gw, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gs.Close()
+			step := func(toks []int32) {
+				cl, err := cs.Forward(toks, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gl, err := gs.Forward(toks, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := relDiff(read(t, b, gl), read(t, co, cl)); !(d <= c.logitsTol) {
+					t.Fatalf("%d tokens at position %d: logits differ by %.3g of max|logit|", len(toks), gs.Pos()-len(toks), d)
+				}
+			}
+			long := make([]int32, 40)
+			for i := range long {
+				long[i] = int32(i * 7 % w.Config.VocabSize)
+			}
+			for _, prompt := range [][]int32{{1, 2, 3}, long, {4, 5, 6}} {
+				cs.Reset()
+				gs.Reset()
+				step(prompt)
+				step([]int32{9})
+				step([]int32{10})
+			}
+		})
+	}
+}

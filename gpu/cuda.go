@@ -53,9 +53,9 @@ func New(index int, opt Options) (*Backend, error) {
 		},
 		Range:   cuda.Range,
 		MemInfo: d.MemInfo,
-		PoolStats: func() (int64, int64) {
+		PoolStats: func() (int64, int64, int64) {
 			s := d.Stats()
-			return s.InUse, s.Peak
+			return s.InUse, s.Peak, s.Cached
 		},
 		Close: d.Close,
 	})

@@ -54,7 +54,11 @@ func (b *Backend) upload(w *model.Weights, half bool) (*model.Weights, error) {
 		*dst[i].T = t
 	}
 	b.reserve(w.Config)
-	return out, b.err
+	if b.err != nil {
+		FreeWeights(b.d, out, -1)
+		return nil, b.err
+	}
+	return out, nil
 }
 
 func elemBytes(dims []int, half bool) int {
@@ -145,6 +149,10 @@ func (b *Backend) fits(need int64, what string) error {
 	free, total, err := b.hooks.MemInfo()
 	if err != nil {
 		return fmt.Errorf("gpu: %s: memory info: %w", b.name, err)
+	}
+	if b.hooks.PoolStats != nil {
+		_, _, cached := b.hooks.PoolStats()
+		free += cached
 	}
 	spare := max(total/10, 256<<20)
 	if need+spare > free {
@@ -283,7 +291,11 @@ func (b *Backend) UploadQuantized(w *model.Weights, opt quantize.Options) (*mode
 		*p.T = f
 	}
 	b.reserve(w.Config)
-	return q, b.err
+	if b.err != nil {
+		FreeWeights(b.d, q, -1)
+		return nil, b.err
+	}
+	return q, nil
 }
 
 // HostWeights returns host weights to compare with src and draw histograms from: the quantized
