@@ -174,6 +174,10 @@ func runAction(c *ucli.Context) error {
 		"models": rows, "peak_rss_bytes": peakRSS(),
 	}
 	deviceFields(ops, nil, rep)
+	if peak, ok := rep["device_peak_bytes"].(int64); ok {
+		fmt.Fprintf(log, "device %v: our allocator peak %s, driver used %s of %s\n", rep["device_name"], model.HumanBytes(peak),
+			model.HumanBytes(rep["device_driver_used_bytes"].(int64)), model.HumanBytes(rep["device_total_bytes"].(int64)))
+	}
 	err = model.WriteFolder(out, c.Bool("force"), []string{c.String("model")}, func(tmp string) error {
 		data, err := jsonIndent(rep)
 		if err == nil {
