@@ -118,6 +118,6 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 test-emu-asan: kernels-emu-hash
 	@mkdir -p build
 	@CGO_CXXFLAGS="-O1 -g $(ASAN_FLAGS) -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)" CGO_LDFLAGS="$(ASAN_FLAGS)" \
-	  $(GO) test -asan -short -tags cudaemu -count=1 -v ./kernels/emu/ ./kernels/kerneltest/ > build/test-emu-asan.log 2>&1; rc=$$?; \
+	  $(GO) test -asan -short -tags cudaemu -count=1 -v ./kernels/emu/ ./kernels/kerneltest/ ./gpu/ > build/test-emu-asan.log 2>&1; rc=$$?; \
 	  grep -E '^(ok|FAIL|cudaemu (kernels|harness):)' build/test-emu-asan.log; \
 	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|ERROR: AddressSanitizer|runtime error' build/test-emu-asan.log | head -80; fi; exit $$rc

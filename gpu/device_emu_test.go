@@ -13,20 +13,39 @@ import (
 // onGPU says whether the tests run on a real GPU.
 const onGPU = false
 
-// testDevice is the CPU emulator of our kernels (tag cudaemu: every CI run).
-func testDevice(t *testing.T) kernels.Device { return emu.New() }
+// testDevice is the CPU emulator of our kernels (tag cudaemu: every CI run), with its guard zones
+// checked and its memory freed when t ends.
+func testDevice(t *testing.T) kernels.Device {
+	d := emu.New()
+	t.Cleanup(func() {
+		if err := d.CheckGuards(); err != nil {
+			t.Error(err)
+		}
+		d.Close()
+	})
+	return d
+}
 
 // testBackend is a backend on the emulator whose "graphs" are recordings of the launches a step
 // made, replayed with the arguments they had: like a CUDA graph, a replay sees new tokens and
 // positions only through device memory, so a kernel that took them as launch arguments would be
 // caught by the parity tests.
 func testBackend(t *testing.T, opt Options) (*Backend, *recorder) {
-	r := &recorder{Device: emu.New()}
-	b, err := NewBackend(r, "cudaemu", opt, Hooks{Capture: r.capture})
+	d := emu.New()
+	r := &recorder{Device: d}
+	b, err := NewBackend(r, "cudaemu", opt, Hooks{Capture: r.capture, Close: func() error {
+		err := d.CheckGuards()
+		d.Close()
+		return err
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return b, r
 }
 
