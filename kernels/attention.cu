@@ -1,8 +1,8 @@
 // attention.cu — causal multi-head self-attention of GPT-2 over a key/value cache, the twin of
-// cpu.Backend.Attention: kv_store appends the T new keys and values (columns C:2C and 2C:3C of
-// qkv) to the caches at rows pos0.., then attention computes, for every head h (columns
-// [h·hd, (h+1)·hd), hd = C/nHead) and query row t, softmax(q·kᵀ/√hd) over cache positions
-// [0, pos0+t] and the weighted sum of the values.
+// cpu.Backend.Attention, in one launch: it appends the T new keys and values (columns C:2C and
+// 2C:3C of qkv) to the caches at rows pos0.. and computes, for every head h (columns
+// [h·hd, (h+1)·hd), hd = C/nHead) and query row t, softmax(q·kᵀ/√hd) over positions [0, pos0+t]
+// and the weighted sum of the values (new positions read from qkv, older ones from the caches).
 //
 // pos0 is read from device memory (pos[0]) and no grid depends on it, so the same launches serve
 // every position of a replayed CUDA graph. The caller guarantees pos0 + T ≤ the cache rows (not
@@ -50,28 +50,32 @@
 #error "attention.cu: the row schedule does not fit the shared buffer"
 #endif
 
-// kv_store copies the new keys and values: k[pos0+t, :] = qkv[t, C:2C], v[pos0+t, :] =
-// qkv[t, 2C:3C], float4 at a time (C a multiple of 4), grid-stride.
-extern "C" __global__ void kv_store(float* k /* (maxT, C) */, float* v /* (maxT, C) */, const float* qkv /* (T, 3C) */,
-                                    const int* pos /* (1): pos0 */, int T, int C) {
-  const long long pos0 = pos[0];
-  const int C4 = C >> 2;
-  const long long n = (long long)T * C4;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    const long long t = i / C4;
-    const long long c = (i - t * C4) * 4;
-    const float* src = qkv + t * 3 * C + c;
-    *reinterpret_cast<float4*>(k + (pos0 + t) * C + c) = *reinterpret_cast<const float4*>(src + C);
-    *reinterpret_cast<float4*>(v + (pos0 + t) * C + c) = *reinterpret_cast<const float4*>(src + 2 * C);
+__device__ __forceinline__ float att_dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
+
+// att_kv is where key (which 1) or value (which 2) j of head h is read: the cache for the positions
+// before pos0, the new rows of qkv for the others. Reading the new ones from qkv lets every block
+// store its own rows into the cache in the same launch (att_store) with no block waiting for
+// another's stores: one launch per layer instead of two.
+__device__ __forceinline__ const float* att_kv(const float* cache, const float* qkv, int j, int pos0, int C, int h,
+                                               int hd, int which) {
+  return j < pos0 ? cache + (long long)j * C + h * hd : qkv + (long long)(j - pos0) * 3 * C + which * C + h * hd;
+}
+
+// att_store copies head h's key and value of new row t into the caches at row pos0 + t.
+__device__ __forceinline__ void att_store(float* k, float* v, const float* qkv, int t, int pos0, int C, int h, int hd) {
+  const float* src = qkv + (long long)t * 3 * C + h * hd;
+  const long long dst = (long long)(pos0 + t) * C + h * hd;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    k[dst + d] = src[C + d];
+    v[dst + d] = src[2 * C + d];
   }
 }
 
-__device__ __forceinline__ float att_dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
-
 // att_row: one block per (head blockIdx.x, query row blockIdx.y).
-__device__ __forceinline__ void att_row(float* sm, float* out, const float* qkv, const float* k, const float* v,
-                                        int pos0, int C, int hd, float scale) {
+__device__ __forceinline__ void att_row(float* sm, float* out, const float* qkv, float* k, float* v, int pos0, int C,
+                                        int hd, float scale) {
   const int h = blockIdx.x, t = blockIdx.y;
+  att_store(k, v, qkv, t, pos0, C, h, hd);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   const float ninf = __int_as_float(0xff800000);
   float* q = sm + ATT_Q;
@@ -82,15 +86,13 @@ __device__ __forceinline__ void att_row(float* sm, float* out, const float* qkv,
 
   const int n = pos0 + t + 1;  // keys 0 .. pos0+t
   const int nc = hd >> 2;
-  const float* kh = k + h * hd;
-  const float* vh = v + h * hd;
   const float4* q4 = reinterpret_cast<const float4*>(q);
   float m = ninf, l = 0.0f, acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // value columns lane + 32·i
   for (int j0 = warp * 32; j0 < n; j0 += nw * 32) {  // uniform per warp; lane 0's key is valid
     const int j = j0 + lane;
     float s = ninf;
     if (j < n) {
-      const float4* kr = reinterpret_cast<const float4*>(kh + (long long)j * C);
+      const float4* kr = reinterpret_cast<const float4*>(att_kv(k, qkv, j, pos0, C, h, hd, 1));
       float a = 0.0f;
       for (int c = 0; c < nc; c++) a += att_dot4(q4[c], __ldg(kr + c));
       s = a;
@@ -107,7 +109,7 @@ __device__ __forceinline__ void att_row(float* sm, float* out, const float* qkv,
     for (int i = 0; i < 4; i++) acc[i] *= alpha;
     for (int jj = 0; jj < jn; jj++) {
       const float pj = P[jj];
-      const float* vr = vh + (long long)(j0 + jj) * C;
+      const float* vr = att_kv(v, qkv, j0 + jj, pos0, C, h, hd, 2);
 #pragma unroll
       for (int i = 0; i < 4; i++)
         if (lane + 32 * i < hd) acc[i] += pj * __ldg(vr + lane + 32 * i);
@@ -143,10 +145,11 @@ __device__ __forceinline__ void att_row(float* sm, float* out, const float* qkv,
 
 // att_tile: one block of ATT_TILE_THREADS threads per (head blockIdx.x, query rows
 // blockIdx.y·ATT_BR ..).
-__device__ __forceinline__ void att_tile(float* sm, float* out, const float* qkv, const float* k, const float* v,
-                                         int pos0, int T, int C, int hd, float scale) {
+__device__ __forceinline__ void att_tile(float* sm, float* out, const float* qkv, float* k, float* v, int pos0, int T,
+                                         int C, int hd, float scale) {
   const int h = blockIdx.x, row0 = blockIdx.y * ATT_BR, tid = threadIdx.x;
   const int rows = T - row0 < ATT_BR ? T - row0 : ATT_BR;
+  for (int r = 0; r < rows; r++) att_store(k, v, qkv, row0 + r, pos0, C, h, hd);
   const int nc = hd >> 2, ks = hd + 4;  // float4 columns; K row stride (≡ 4 mod 32 for hd % 32 == 0)
   const float ninf = __int_as_float(0xff800000);
   const float4 zero4 = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -188,9 +191,8 @@ __device__ __forceinline__ void att_tile(float* sm, float* out, const float* qkv
       const int j = i / nc, c = i - j * nc;
       float4 kv = zero4, vv = zero4;
       if (j < kn) {
-        const long long off = (long long)(c0 + j) * C + h * hd;
-        kv = __ldg(reinterpret_cast<const float4*>(k + off) + c);
-        vv = __ldg(reinterpret_cast<const float4*>(v + off) + c);
+        kv = __ldg(reinterpret_cast<const float4*>(att_kv(k, qkv, c0 + j, pos0, C, h, hd, 1)) + c);
+        vv = __ldg(reinterpret_cast<const float4*>(att_kv(v, qkv, c0 + j, pos0, C, h, hd, 2)) + c);
       }
       reinterpret_cast<float4*>(Ks + j * ks)[c] = kv;
       reinterpret_cast<float4*>(Vs + j * hd)[c] = vv;
@@ -294,12 +296,11 @@ __device__ __forceinline__ void att_tile(float* sm, float* out, const float* qkv
   }
 }
 
-// attention writes out(T, C) from qkv(T, 3C) and the caches k, v (maxT, C) that kv_store has
-// already extended: grid (nHead, T) for row blocks, (nHead, ceil(T/ATT_BR)) with 128 threads for
-// tile blocks (see the top of the file).
+// attention stores the new keys and values of qkv(T, 3C) into the caches k, v (maxT, C) at rows
+// pos0.. and writes out(T, C): grid (nHead, T) for row blocks, (nHead, ceil(T/ATT_BR)) with 128
+// threads for tile blocks (see the top of the file).
 extern "C" __global__ void __launch_bounds__(256) attention(float* out /* (T, C) */, const float* qkv /* (T, 3C) */,
-                                                            const float* k /* (maxT, C) */,
-                                                            const float* v /* (maxT, C) */,
+                                                            float* k /* (maxT, C) */, float* v /* (maxT, C) */,
                                                             const int* pos /* (1): pos0 */, int T, int C, int nHead) {
   __shared__ float4 sm4[ATT_SMEM / 4];
   float* sm = reinterpret_cast<float*>(sm4);

@@ -24,7 +24,6 @@ const (
 	KAdd          = "add"
 	KGELU         = "gelu"
 	KNLL          = "nll"
-	KKVStore      = "kv_store"
 	KAttention    = "attention"
 )
 
@@ -166,9 +165,8 @@ func GELU(d Device, x Ptr, n int) error {
 
 // Attention is cpu.Backend.Attention for T new tokens at positions pos0.. (pos: one int32 on the
 // device): it stores their keys and values, columns C:2C and 2C:3C of qkv(T, 3C), into the
-// caches k, v (maxT, C) at rows pos0.., then writes out(T, C), causal multi-head attention of
-// each query over positions [0, pos0+t]. Two launches (kv_store, attention), neither sized by
-// pos0. The head size C/nHead must be a multiple of 4 and at most 128; out, qkv, k and v must be
+// caches k, v (maxT, C) at rows pos0.., and writes out(T, C), causal multi-head attention of each
+// query over positions [0, pos0+t]. One launch, not sized by pos0. The head size C/nHead must be a multiple of 4 and at most 128; out, qkv, k and v must be
 // 16-byte aligned; pos0 + T must not exceed maxT (not checkable here).
 func Attention(d Device, out, qkv, k, v, pos Ptr, T, C, nHead int) error {
 	if err := attention(d, out, qkv, k, v, pos, T, C, nHead); err != nil {
@@ -196,9 +194,6 @@ func attention(d Device, out, qkv, k, v, pos Ptr, T, C, nHead int) error {
 		if p%16 != 0 {
 			return fmt.Errorf("buffer %#x is not 16-byte aligned (float4 loads)", uintptr(p))
 		}
-	}
-	if err := d.Launch(KKVStore, gridStride(T*C/4), Dim3{quantBlock, 1, 1}, 0, k, v, qkv, pos, int32(T), int32(C)); err != nil {
-		return err
 	}
 	grid, block := Dim3{nHead, T, 1}, Dim3{attRowThreads, 1, 1}
 	if T > AttentionRowT {

@@ -47,7 +47,6 @@ var Signatures = map[string]string{
 	KAdd:             "ppl",
 	KGELU:            "pl",
 	KNLL:             "pppii",
-	KKVStore:         "ppppii",
 	KAttention:       "pppppiii",
 }
 
@@ -68,13 +67,12 @@ var Modules = map[string]string{
 	KAdd:             "norm.ptx",
 	KGELU:            "norm.ptx",
 	KNLL:             "norm.ptx",
-	KKVStore:         "attention.ptx",
 	KAttention:       "attention.ptx",
 }
 
 // Names lists the kernels in a fixed order.
 var Names = []string{KQuantMinmaxInit, KQuantMinmax, KQuantParams, KQuantEncode, KDequant, KQuantActRows, KGemv, KGemmF32, KGemmW8A8,
-	KEmbed, KLayerNorm, KAddLayerNorm, KAdd, KGELU, KNLL, KKVStore, KAttention}
+	KEmbed, KLayerNorm, KAddLayerNorm, KAdd, KGELU, KNLL, KAttention}
 
 // Scheme numbers as the kernels read them (common.cuh GQ_ABSMAX, GQ_ZEROPOINT).
 type Scheme int32

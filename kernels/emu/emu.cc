@@ -72,7 +72,7 @@ const std::vector<Kernel>& kernels() {
   static const std::vector<Kernel> ks = {
       K(quant_minmax_init), K(quant_minmax), K(quant_params), K(quant_encode), K(dequant),
       K(quant_act_rows), K(gemv), K(gemm_f32), K(gemm_w8a8),
-      K(embed), K(layernorm), K(add_layernorm), K(add), K(gelu), K(nll), K(kv_store), K(attention),
+      K(embed), K(layernorm), K(add_layernorm), K(add), K(gelu), K(nll), K(attention),
       // test-only
       K(broken_quant_act_rows_nosync), K(broken_gemm_w8a8_swapfrag), K(broken_dequant_offbyone),
       K(broken_deadlock), K(broken_divergent_barrier), K(broken_shared_oob),
