@@ -9,7 +9,8 @@
 // group; ignored for float weights).
 #include "common.cuh"
 
-#define GEMV_TOK 4  // tokens per warp (grid.y covers T in steps of GEMV_TOK)
+#define GEMV_TOK 4     // tokens per warp (grid.y covers T in steps of GEMV_TOK)
+#define GEMV_UNROLL 4  // 16-byte weight loads in flight per lane
 
 // gemv_unpack converts the 16 bytes u into the 128/BITS weights they hold.
 template <int BITS>
@@ -50,27 +51,39 @@ __device__ __forceinline__ void gemv_body(float* out, const float* x, const unsi
   const bool vec = C % PER == 0 && (BITS >= 16 || gs % PER == 0) && ((unsigned long long)w & 15) == 0 &&
                    ((unsigned long long)x & 15) == 0;
   if (vec) {
-    const unsigned char* roww = w + rowe * BITS / 8;
-    for (int ch = lane; ch < C / PER; ch += 32) {
-      float z = 0.0f, iv = 1.0f;
-      if (BITS <= 8) {
-        const long long gi = (rowe + (long long)ch * PER) / gs;
-        iv = __fdiv_rn(1.0f, scales[gi]);
-        if (zeros) z = zeros[gi];
-      }
-      float wv[PER];
-      gemv_unpack<BITS>(wv, *reinterpret_cast<const uint4*>(roww + 16 * ch), z, iv);
+    const uint4* roww = reinterpret_cast<const uint4*>(w + rowe * BITS / 8);
+    const int nch = C / PER;
+    // GEMV_UNROLL chunks per lane are loaded before any is used: more bytes in flight per warp,
+    // which is what a bandwidth-bound GEMV needs.
+    for (int ch0 = lane; ch0 < nch; ch0 += 32 * GEMV_UNROLL) {
+      uint4 u[GEMV_UNROLL];
 #pragma unroll
-      for (int tt = 0; tt < GEMV_TOK; tt++) {
-        if (tt >= nt) break;
-        const float4* xv = reinterpret_cast<const float4*>(x + (long long)(t0 + tt) * C + (long long)ch * PER);
-        float s = acc[tt];
+      for (int i = 0; i < GEMV_UNROLL; i++)
+        if (ch0 + 32 * i < nch) u[i] = roww[ch0 + 32 * i];
 #pragma unroll
-        for (int j4 = 0; j4 < PER / 4; j4++) {
-          const float4 a = xv[j4];
-          s += wv[4 * j4] * a.x + wv[4 * j4 + 1] * a.y + wv[4 * j4 + 2] * a.z + wv[4 * j4 + 3] * a.w;
+      for (int i = 0; i < GEMV_UNROLL; i++) {
+        const int ch = ch0 + 32 * i;
+        if (ch >= nch) break;
+        float z = 0.0f, iv = 1.0f;
+        if (BITS <= 8) {
+          const long long gi = (rowe + (long long)ch * PER) / gs;
+          iv = __fdiv_rn(1.0f, scales[gi]);
+          if (zeros) z = zeros[gi];
         }
-        acc[tt] = s;
+        float wv[PER];
+        gemv_unpack<BITS>(wv, u[i], z, iv);
+#pragma unroll
+        for (int tt = 0; tt < GEMV_TOK; tt++) {
+          if (tt >= nt) break;
+          const float4* xv = reinterpret_cast<const float4*>(x + (long long)(t0 + tt) * C + (long long)ch * PER);
+          float s = acc[tt];
+#pragma unroll
+          for (int j4 = 0; j4 < PER / 4; j4++) {
+            const float4 a = xv[j4];
+            s += wv[4 * j4] * a.x + wv[4 * j4 + 1] * a.y + wv[4 * j4 + 2] * a.z + wv[4 * j4 + 3] * a.w;
+          }
+          acc[tt] = s;
+        }
       }
     }
   } else {
