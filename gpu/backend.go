@@ -389,6 +389,9 @@ func (b *Backend) Linear(out, in model.Buf, w, bias model.Tensor) {
 		case T <= gemvMaxT:
 			k = kernels.KGemv
 			b.fail(kernels.Gemv(b.d, o.p, x.p, kw, bp, T, C, OC, act))
+		case kw.Bits == 16: // fp16 prefill: tensor cores, activations rounded to half
+			k = kernels.KGemmF16
+			b.fail(kernels.GemmF16(b.d, o.p, x.p, kw, bp, T, C, OC, act))
 		default:
 			k = kernels.KGemmF32
 			b.fail(kernels.GemmF32(b.d, o.p, x.p, kw, bp, T, C, OC, act))

@@ -67,7 +67,9 @@ func parityCases() []parityCase {
 	}
 	return []parityCase{
 		{"fp32", nil, false, cpu.KernelAuto, 1e-4, 1e-5},
-		{"fp16", nil, true, cpu.KernelAuto, 1e-4, 1e-5},
+		// fp16 prefill rounds the activations to half (2⁻¹¹ relative) on the tensor cores, as an
+		// fp16 model does; the CPU twin multiplies the same half weights by float32 activations.
+		{"fp16", nil, true, cpu.KernelAuto, 5e-3, 1e-3},
 		{"absmax-int8-channel", q(quantize.Absmax, 8, "channel", "weights"), false, cpu.KernelWeightOnly, 1e-4, 1e-5},
 		{"zeropoint-int8-tensor-all", q(quantize.ZeroPoint, 8, "tensor", "all"), false, cpu.KernelWeightOnly, 1e-4, 1e-5},
 		{"absmax-int4-group32", q(quantize.Absmax, 4, "group:32", "weights"), false, cpu.KernelWeightOnly, 1e-4, 1e-5},

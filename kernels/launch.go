@@ -25,6 +25,7 @@ const (
 	KQuantActRows    = "quant_act_rows"
 	KGemv            = "gemv"
 	KGemmF32         = "gemm_f32"
+	KGemmF16         = "gemm_f16"
 	KGemmW8A8        = "gemm_w8a8"
 )
 
@@ -40,6 +41,7 @@ var Signatures = map[string]string{
 	KQuantActRows:    "ppppiii",
 	KGemv:            "ppppppiiilii",
 	KGemmF32:         "ppppppiiilii",
+	KGemmF16:         "ppppiiii",
 	KGemmW8A8:        "ppppppppiiilii",
 	KEmbed:           "pppppplipppliii",
 	KLayerNorm:       "ppppiif",
@@ -60,6 +62,7 @@ var Modules = map[string]string{
 	KQuantActRows:    "quant.ptx",
 	KGemv:            "gemv.ptx",
 	KGemmF32:         "gemm_f32.ptx",
+	KGemmF16:         "gemm_f16.ptx",
 	KGemmW8A8:        "gemm_int8.ptx",
 	KEmbed:           "norm.ptx",
 	KLayerNorm:       "norm.ptx",
@@ -71,7 +74,7 @@ var Modules = map[string]string{
 }
 
 // Names lists the kernels in a fixed order.
-var Names = []string{KQuantMinmaxInit, KQuantMinmax, KQuantParams, KQuantEncode, KDequant, KQuantActRows, KGemv, KGemmF32, KGemmW8A8,
+var Names = []string{KQuantMinmaxInit, KQuantMinmax, KQuantParams, KQuantEncode, KDequant, KQuantActRows, KGemv, KGemmF32, KGemmF16, KGemmW8A8,
 	KEmbed, KLayerNorm, KAddLayerNorm, KAdd, KGELU, KNLL, KAttention}
 
 // Scheme numbers as the kernels read them (common.cuh GQ_ABSMAX, GQ_ZEROPOINT).
@@ -119,6 +122,7 @@ const (
 	gemvTok    = 4    // GEMV_TOK in gemv.cu
 	gemvWarps  = 4    // rows (warps) per GEMV block
 	gfTile     = 64   // GF_BM = GF_BN in gemm_f32.cu
+	hTile      = 32   // H_BM = H_BN in gemm_f16.cu
 	w8Tile     = 32   // W8_BM = W8_BN in gemm_int8.cu
 )
 
@@ -302,6 +306,23 @@ func GemmF32(d Device, out, x Ptr, w W, bias Ptr, T, C, OC int, act Act) error {
 	}
 	return wrap("gemm f32", d.Launch(KGemmF32, Dim3{ceilDiv(OC, gfTile), ceilDiv(T, gfTile), 1}, Dim3{256, 1, 1}, 0,
 		out, x, w.Data, w.Scales, w.Zeros, bias, int32(T), int32(C), int32(OC), w.groupArg(), int32(w.Bits), int32(act)))
+}
+
+// GemmF16 computes out(T, OC) = act(half(x) · Wᵀ + bias) for IEEE half weights (Bits 16) on the
+// tensor cores: activations rounded to half, float32 accumulation — how an fp16 model runs
+// prefill (the fp16 baseline; GemmF32 keeps the activations float32).
+func GemmF16(d Device, out, x Ptr, w W, bias Ptr, T, C, OC int, act Act) error {
+	if w.Bits != 16 {
+		return fmt.Errorf("kernels: gemm f16: weights of %d bits (want 16)", w.Bits)
+	}
+	if _, err := checkLinear(w, T, C, OC, act); err != nil {
+		return fmt.Errorf("kernels: gemm f16: %w", err)
+	}
+	if ceilDiv(T, hTile) > 65535 {
+		return fmt.Errorf("kernels: gemm f16: T=%d exceeds the grid", T)
+	}
+	return wrap("gemm f16", d.Launch(KGemmF16, Dim3{ceilDiv(OC, hTile), ceilDiv(T, hTile), 1}, Dim3{128, 1, 1}, 0,
+		out, x, w.Data, bias, int32(T), int32(C), int32(OC), int32(act)))
 }
 
 // GemmW8A8 computes out(T, OC) = act(inv_t · Σ_groups((1/s)·dot − (z/s)·qsum) + bias) on the

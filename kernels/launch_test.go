@@ -68,10 +68,11 @@ func TestLaunchersPackArguments(t *testing.T) {
 	must(Gemv(r, p, p, q8, p, 1, 768, 50257, ActNone))
 	must(GemmW8A8(r, p, p, p, p, W{Data: p, Scales: p, Zeros: p, GroupSize: 32, Bits: 8}, p, 33, 768, 2304, ActGELU))
 	must(GemmF32(r, p, p, W{Data: p, Bits: 16}, 0, 65, 768, 3072, ActGELU))
+	must(GemmF16(r, p, p, W{Data: p, Bits: 16}, p, 65, 768, 3072, ActGELU))
 	want := []string{
 		"quant_minmax_init 1,1", "quant_minmax 2356,1", "quant_params 1,1", "quant_encode 4096,1",
 		"quant_minmax_init 1,1", "quant_minmax 1,1", "quant_params 1,1", "quant_encode 1,1",
-		"dequant 400,1", "quant_act_rows 7,1", "gemv 12565,1", "gemm_w8a8 72,2", "gemm_f32 48,2",
+		"dequant 400,1", "quant_act_rows 7,1", "gemv 12565,1", "gemm_w8a8 72,2", "gemm_f32 48,2", "gemm_f16 96,3",
 	}
 	if fmt.Sprint(r.launches) != fmt.Sprint(want) {
 		t.Fatalf("launches\n got %v\nwant %v", r.launches, want)
@@ -95,6 +96,7 @@ func TestLaunchersRejectBadShapes(t *testing.T) {
 		"gemv bits 3":            Gemv(r, p, p, W{Data: p, Bits: 3}, 0, 1, 64, 4, ActNone),
 		"gemm unknown act":       GemmF32(r, p, p, W{Data: p, Bits: 32}, 0, 1, 64, 4, Act(7)),
 		"gemm T 0":               GemmF32(r, p, p, W{Data: p, Bits: 32}, 0, 0, 64, 4, ActNone),
+		"gemm f16 of int8":       GemmF16(r, p, p, W{Data: p, Scales: p, GroupSize: 64, Bits: 8}, 0, 1, 64, 4, ActNone),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)

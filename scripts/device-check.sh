@@ -399,7 +399,7 @@ fi
 # XL sizes (-test.short), and cuda's launch and copy tests (a trap test runs in a child process
 # and is excluded).
 if command -v compute-sanitizer >/dev/null || [ "$dry" = 1 ]; then
-	for spec in "kerneltest.test:^Test(QuantizeMatchesCPU|QuantizeNonFinite|QuantizeActs|GemvWeightOnly|GemmW8A8|LinearFloatActivations|Embed|LayerNorm|Add|GELU|Attention|NLL|GuardedDeviceCatchesOverrun)$" \
+	for spec in "kerneltest.test:^Test(QuantizeMatchesCPU|QuantizeNonFinite|QuantizeActs|GemvWeightOnly|GemmW8A8|LinearFloatActivations|GemmF16|GemmF16RoundsActivations|Embed|LayerNorm|Add|GELU|Attention|NLL|GuardedDeviceCatchesOverrun)$" \
 		"gpu.test:^Test(ForwardMatchesCPU|StepsSurviveBufferGrowth)$" \
 		"cuda.test:LaunchAxpb|LaunchPacks|GraphCapture|CopyRoundTrip"; do
 		t=${spec%%:*} run=${spec#*:}

@@ -12,6 +12,7 @@
 #include "../quant.cu"
 #include "../gemv.cu"
 #include "../gemm_f32.cu"
+#include "../gemm_f16.cu"
 #include "../gemm_int8.cu"
 #include "../norm.cu"
 #include "../attention.cu"
@@ -71,7 +72,7 @@ Kernel entry(const char* name, void (*fn)(A...)) {
 const std::vector<Kernel>& kernels() {
   static const std::vector<Kernel> ks = {
       K(quant_minmax_init), K(quant_minmax), K(quant_params), K(quant_encode), K(dequant),
-      K(quant_act_rows), K(gemv), K(gemm_f32), K(gemm_w8a8),
+      K(quant_act_rows), K(gemv), K(gemm_f32), K(gemm_f16), K(gemm_w8a8),
       K(embed), K(layernorm), K(add_layernorm), K(add), K(gelu), K(nll), K(attention),
       // test-only
       K(broken_quant_act_rows_nosync), K(broken_gemm_w8a8_swapfrag), K(broken_dequant_offbyone),

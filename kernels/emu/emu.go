@@ -79,7 +79,7 @@ func Sanitized() bool { return C.cudaemu_sanitized() != 0 }
 // SrcFiles are the sources emu.cc includes from outside its folder, relative to kernels/emu, in
 // the order their hash is taken (first 16 hex digits of the SHA-256 of their concatenation, as
 // `cat FILES | sha256sum` prints it).
-var SrcFiles = []string{"../common.cuh", "../ptx.cuh", "../quant.cu", "../gemv.cu", "../gemm_f32.cu", "../gemm_int8.cu", "../norm.cu", "../attention.cu", "broken.cu"}
+var SrcFiles = []string{"../common.cuh", "../ptx.cuh", "../quant.cu", "../gemv.cu", "../gemm_f32.cu", "../gemm_f16.cu", "../gemm_int8.cu", "../norm.cu", "../attention.cu", "broken.cu"}
 
 // CheckFresh reports an error when the compiled emulator is older than the kernel sources in dir
 // (the kernels/emu folder): Go's build cache does not track them. `make test-emu` refreshes it.

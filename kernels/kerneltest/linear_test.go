@@ -112,7 +112,7 @@ func TestLinearFloatActivations(t *testing.T) {
 						t.Fatal(err)
 					}
 					got := BytesF32(Download(t, d, out, 4*T*OC))
-					checkLinear(t, got, twin, deq, q, x, b, T, C, OC, act)
+					checkLinear(t, got, twin, deq, q, x, b, T, C, OC, act, 1)
 				})
 			}
 		}
@@ -123,9 +123,9 @@ func TestLinearFloatActivations(t *testing.T) {
 // float32 sum of C products in any order, plus the bias, is within (C + 2)·2⁻²⁴·Σ|w·x| + 2⁻²⁴|b|
 // of it; quantized weights add 2 roundings per weight ((q − z)·(1/s)): 3·2⁻²⁴·Σ|w·x| more. GELU
 // (|gelu'| < 1.13) adds its own evaluation error, 8·2⁻²⁴ of the result plus 1e-7. The CPU twin
-// must agree within twice that, plus for codes 1e-5 of Σ(|q|+|z|)/s·|x| (it applies the zero-point
+// must agree within twice that (slack scales the whole bound), plus for codes 1e-5 of Σ(|q|+|z|)/s·|x| (it applies the zero-point
 // through Σx per group, which cancels against Σq·x).
-func checkLinear(t *testing.T, got, twin, deq []float32, q *quantize.Tensor, x, b []float32, T, C, OC int, act kernels.Act) {
+func checkLinear(t *testing.T, got, twin, deq []float32, q *quantize.Tensor, x, b []float32, T, C, OC int, act kernels.Act, slack float64) {
 	t.Helper()
 	for tt := 0; tt < T; tt++ {
 		xr := x[tt*C : (tt+1)*C]
@@ -145,7 +145,7 @@ func checkLinear(t *testing.T, got, twin, deq []float32, q *quantize.Tensor, x, 
 				}
 			}
 			ex += float64(b[n])
-			tol := float64(C+5)*Eps32*mag + Eps32*math.Abs(float64(b[n]))
+			tol := slack * (float64(C+5)*Eps32*mag + Eps32*math.Abs(float64(b[n])))
 			if act == kernels.ActGELU {
 				ex = gelu64(ex)
 				tol = 1.13*tol + 8*Eps32*math.Abs(ex) + 1e-7
@@ -162,4 +162,67 @@ func checkLinear(t *testing.T, got, twin, deq []float32, q *quantize.Tensor, x, 
 			}
 		}
 	}
+}
+
+// TestGemmF16 is the fp16 baseline's tensor-core GEMM: activations rounded to half as
+// model.Float32ToHalf does, half weights, float32 sums, bias and the GELU epilogue, against a
+// float64 sum of the same halves. Bound: the 2C exact products summed in float32 in any order,
+// (C + 5)·2⁻²⁴·Σ|w·x| + 2⁻²⁴|b|, doubled for the tensor cores' internal accumulation.
+func TestGemmF16(t *testing.T) {
+	for ci, c := range []LinCase{{1, 64, 8}, {33, 96, 50}, {5, 33, 31}, {40, 128, 70}, {70, 768, 64}} {
+		r := rand.New(rand.NewPCG(uint64(ci), 16))
+		T, C, OC := c.T, c.C, c.OC
+		w, x, b := Randn(r, OC*C, 0.05), Randn(r, T*C, 1), Randn(r, OC, 0.1)
+		wh, xh := make([]float32, len(w)), make([]float32, len(x))
+		for i, v := range w {
+			wh[i] = model.HalfToFloat32(model.Float32ToHalf(v))
+		}
+		for i, v := range x {
+			xh[i] = model.HalfToFloat32(model.Float32ToHalf(v))
+		}
+		act := kernels.Act(ci % 2)
+		twin := make([]float32, T*OC)
+		cpu.MatMul(twin, xh, wh, b, T, C, OC)
+		inOrders(t, fmt.Sprintf("gemm_f16/T%d-C%d-OC%d/act%d", T, C, OC, act), func(t *testing.T, d kernels.Device) {
+			out := Output(t, d, 4*T*OC)
+			kw := kernels.W{Data: Upload(t, d, HalfBytes(w)), Bits: 16}
+			if err := kernels.GemmF16(d, out, Upload(t, d, F32Bytes(x)), kw, Upload(t, d, F32Bytes(b)), T, C, OC, act); err != nil {
+				t.Fatal(err)
+			}
+			got := BytesF32(Download(t, d, out, 4*T*OC))
+			checkLinear(t, got, twin, wh, nil, xh, b, T, C, OC, act, 2)
+		})
+	}
+}
+
+// TestGemmF16RoundsActivations multiplies by the identity, so that each output is one activation
+// rounded to half: bit-exact with model.Float32ToHalf on ties, subnormals and the largest halves.
+func TestGemmF16RoundsActivations(t *testing.T) {
+	const n = 8
+	special := []float32{1 + 1.0/2048, 1 + 3.0/2048, -(1 + 5.0/2048), 0x1p-25, 3 * 0x1p-25, 0x1p-24, 0x1.8p-24, 0x1p-15 + 0x1p-25,
+		6.1035156e-05, 65504, 65519, -65519.99, 0.1, 1.0 / 3, 1e-8, -0}
+	r := rand.New(rand.NewPCG(9, 9))
+	x := Randn(r, 64*n, 100)
+	copy(x, special)
+	T := len(x) / n
+	w := make([]float32, n*n)
+	for i := range n {
+		w[i*n+i] = 1
+	}
+	want := make([]float32, len(x))
+	for i, v := range x {
+		want[i] = model.HalfToFloat32(model.Float32ToHalf(v))
+	}
+	inOrders(t, "gemm_f16/identity", func(t *testing.T, d kernels.Device) {
+		out := Output(t, d, 4*len(x))
+		if err := kernels.GemmF16(d, out, Upload(t, d, F32Bytes(x)), kernels.W{Data: Upload(t, d, HalfBytes(w)), Bits: 16}, 0, T, n, n, kernels.ActNone); err != nil {
+			t.Fatal(err)
+		}
+		got := BytesF32(Download(t, d, out, 4*len(x)))
+		for i := range want { // -0 comes out as +0 (0 + −0·1 sums to +0): compare values
+			if got[i] != want[i] {
+				t.Fatalf("x = %v (%#08x): got %v, want half %v", x[i], math.Float32bits(x[i]), got[i], want[i])
+			}
+		}
+	})
 }
