@@ -2,11 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"sort"
 	"syscall"
+	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gpuquant/gpuquant/bench"
+	"github.com/gpuquant/gpuquant/gpu"
 	"github.com/gpuquant/gpuquant/model"
 )
 
@@ -17,6 +20,7 @@ func benchCommand() *ucli.Command {
 		&ucli.IntFlag{Name: "new-tokens", Value: 128, Usage: "decoded tokens after the prompt (KV cache)"},
 		&ucli.IntFlag{Name: "repeat", Value: 3, Usage: "timed runs after one warm-up; medians are reported"},
 		&ucli.BoolFlag{Name: "json"},
+		&ucli.BoolFlag{Name: "op-times", Usage: "GPU: wait for every kernel and report where the time goes, by kernel (no CUDA graphs, no overlap: slower)"},
 	)
 	return &ucli.Command{
 		Name:  "bench",
@@ -28,6 +32,9 @@ func benchCommand() *ucli.Command {
 				return err
 			}
 			defer l.Close()
+			if g, ok := l.Ops.(*gpu.Backend); ok {
+				g.ResetOpTimes() // time the benchmark, not the upload
+			}
 			s, err := model.NewSession(l.Ops, l.W, 0)
 			if err != nil {
 				return err
@@ -48,6 +55,9 @@ func benchCommand() *ucli.Command {
 			if c.Bool("json") {
 				return printJSON(c, out)
 			}
+			if t, ok := out["op_times"].(map[string]gpu.OpTime); ok {
+				printOpTimes(c, t)
+			}
 			fmt.Fprintf(stdout(c), "%s %s on %s: prefill %.1f tokens/s (%d tokens), decode %.1f tokens/s (%d tokens), model %s, peak RSS %s\n",
 				l.Dir, out["scheme"], l.Ops.Name(), r.PrefillTokensPerS, r.PromptTokens, r.DecodeTokensPerS, r.NewTokens,
 				model.HumanBytes(l.W.Bytes()), model.HumanBytes(peakRSS()))
@@ -63,4 +73,22 @@ func peakRSS() int64 {
 		return 0
 	}
 	return ru.Maxrss * 1024 // Linux reports KiB
+}
+
+// printOpTimes prints --op-times' kernel times, largest first.
+func printOpTimes(c *ucli.Context, t map[string]gpu.OpTime) {
+	names := make([]string, 0, len(t))
+	var total float64
+	for k, v := range t {
+		names = append(names, k)
+		total += v.Seconds
+	}
+	sort.Slice(names, func(i, j int) bool { return t[names[i]].Seconds > t[names[j]].Seconds })
+	tw := tabwriter.NewWriter(stdout(c), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "kernel\tcalls\tseconds\tshare\tµs/call")
+	for _, k := range names {
+		v := t[k]
+		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.1f%%\t%.1f\n", k, v.Calls, v.Seconds, 100*v.Seconds/total, 1e6*v.Seconds/float64(v.Calls))
+	}
+	tw.Flush()
 }

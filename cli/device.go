@@ -15,14 +15,18 @@ import (
 // openBackend returns the backend of --device, "cpu" or "cuda:N", with the --kernel options.
 func openBackend(c *ucli.Context) (model.Ops, error) {
 	device, opt := c.String("device"), backendOptions(c)
+	gopt := gpu.Options{Kernel: opt.Kernel, OpTimes: c.Bool("op-times")}
 	switch device {
 	case "cpu":
+		if gopt.OpTimes {
+			return nil, errors.New("--op-times times GPU kernels: it needs --device cuda:N")
+		}
 		return cpu.NewWith(opt)
 	case "cudaemu": // the GPU path on the kernels' CPU emulator: tests only (-tags cudaemu)
 		if opt.OutlierThreshold != 0 {
 			return nil, errOutliersCPU
 		}
-		return gpu.NewEmulated(gpu.Options{Kernel: opt.Kernel})
+		return gpu.NewEmulated(gopt)
 	}
 	idx, err := cuda.ParseDevice(device)
 	if err != nil {
@@ -31,7 +35,7 @@ func openBackend(c *ucli.Context) (model.Ops, error) {
 	if opt.OutlierThreshold != 0 {
 		return nil, errOutliersCPU
 	}
-	return gpu.New(idx, gpu.Options{Kernel: opt.Kernel})
+	return gpu.New(idx, gopt)
 }
 
 var errOutliersCPU = errors.New("--outlier-threshold (LLM.int8() outliers) runs only on --device cpu")
@@ -54,6 +58,9 @@ func deviceFields(o model.Ops, w *model.Weights, out map[string]any) {
 		out["device_weight_bytes"] = w.Bytes()
 	}
 	out["device_name"] = gpu.DeviceInfo(g)
+	if t := g.OpTimes(); t != nil {
+		out["op_times"] = t
+	}
 	out["cuda_graphs"] = g.GraphsUsed()
 	if m, err := g.Memory(); err == nil {
 		out["device_in_use_bytes"], out["device_peak_bytes"], out["device_cached_bytes"] = m.InUse, m.Peak, m.Cached

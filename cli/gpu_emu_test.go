@@ -48,6 +48,26 @@ func TestRunOnEmulatedGPU(t *testing.T) {
 	}
 }
 
+func TestBenchOpTimesOnEmulatedGPU(t *testing.T) {
+	o, _, err := gpuquant(t, "", "bench", "--model", tiny(t), "--device", "cudaemu", "--prompt-tokens", "9", "--new-tokens", "2",
+		"--repeat", "1", "--scheme", "absmax", "--op-times", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, _ := jsonOut(t, o)["op_times"].(map[string]any)
+	for _, k := range []string{"gemv", "gemm_f32", "attention", "add_layernorm", "embed"} {
+		if v, ok := times[k].(map[string]any); !ok || !(v["calls"].(float64) > 0) || !(v["seconds"].(float64) > 0) {
+			t.Errorf("op_times[%s] = %v", k, times[k])
+		}
+	}
+	if _, ok := times["quant_encode"]; ok {
+		t.Error("op_times counts the quantization at load")
+	}
+	if _, _, err := gpuquant(t, "", "bench", "--model", tiny(t), "--op-times"); err == nil {
+		t.Error("--op-times on the CPU was accepted")
+	}
+}
+
 func TestBenchOnEmulatedGPU(t *testing.T) {
 	for _, scheme := range []string{"fp16", "absmax"} {
 		o, _, err := gpuquant(t, "", "bench", "--model", tiny(t), "--device", "cudaemu", "--prompt-tokens", "9", "--new-tokens", "3",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/gpuquant/gpuquant/cpu"
 	"github.com/gpuquant/gpuquant/kernels"
@@ -16,6 +17,10 @@ import (
 type Options struct {
 	// Kernel is cpu.KernelAuto (weight-only), cpu.KernelWeightOnly or cpu.KernelW8A8.
 	Kernel string
+	// OpTimes waits for every kernel to finish and adds its time to OpTimes, by kernel: where a
+	// forward pass spends its time, at the price of the overlap of launches and of CUDA graphs
+	// (steps run op by op). For profiling without a profiler; off for speed.
+	OpTimes bool
 }
 
 // gemvMaxT is the most tokens a Linear runs through the GEMV kernel; more take the tiled GEMM.
@@ -48,6 +53,7 @@ type Hooks struct {
 // their errors are kept (Err) and later ops skip their work.
 type Backend struct {
 	d     kernels.Device
+	timer *opTimer // Options.OpTimes
 	name  string
 	opt   Options
 	hooks Hooks
@@ -97,7 +103,12 @@ func NewBackend(d kernels.Device, name string, opt Options, hooks Hooks) (*Backe
 	default:
 		return nil, fmt.Errorf("gpu: unknown kernel %q (want %q, %q or %q)", opt.Kernel, cpu.KernelAuto, cpu.KernelWeightOnly, cpu.KernelW8A8)
 	}
-	b := &Backend{d: d, name: name, opt: opt, hooks: hooks, hostPos: -1, scratch: map[string]*devScratch{}, steps: map[any]Graph{}, used: map[string]int64{}}
+	var timer *opTimer
+	if opt.OpTimes {
+		timer = &opTimer{Device: d, times: map[string]*OpTime{}}
+		d, hooks.Capture = timer, nil
+	}
+	b := &Backend{d: d, timer: timer, name: name, opt: opt, hooks: hooks, hostPos: -1, scratch: map[string]*devScratch{}, steps: map[any]Graph{}, used: map[string]int64{}}
 	var err error
 	if b.pos, err = alloc(d, 4); err == nil {
 		err = b.ensureTokens(gemvMaxT)
@@ -110,7 +121,12 @@ func NewBackend(d kernels.Device, name string, opt Options, hooks Hooks) (*Backe
 }
 
 // Device is the kernels.Device the backend runs on.
-func (b *Backend) Device() kernels.Device { return b.d }
+func (b *Backend) Device() kernels.Device {
+	if b.timer != nil {
+		return b.timer.Device
+	}
+	return b.d
+}
 
 // Close releases the recorded steps, the backend's own buffers and (on a GPU) the device.
 func (b *Backend) Close() error {
@@ -564,6 +580,53 @@ func (b *Backend) DropSteps(key any) {
 
 // GraphsUsed reports whether steps run as recorded graphs.
 func (b *Backend) GraphsUsed() bool { return b.hooks.Capture != nil && !b.noGraphs }
+
+// OpTime is the time kernels of one name took (Options.OpTimes): launch to completion, summed.
+type OpTime struct {
+	Calls   int64   `json:"calls"`
+	Seconds float64 `json:"seconds"`
+}
+
+// OpTimes returns the kernel times so far by kernel name, nil unless Options.OpTimes is set.
+func (b *Backend) OpTimes() map[string]OpTime {
+	if b.timer == nil {
+		return nil
+	}
+	m := make(map[string]OpTime, len(b.timer.times))
+	for k, v := range b.timer.times {
+		m[k] = *v
+	}
+	return m
+}
+
+// ResetOpTimes forgets the kernel times so far (those of uploading and quantizing, say).
+func (b *Backend) ResetOpTimes() {
+	if b.timer != nil {
+		b.timer.times = map[string]*OpTime{}
+	}
+}
+
+// opTimer is a kernels.Device that waits for each launch and times it.
+type opTimer struct {
+	kernels.Device
+	times map[string]*OpTime
+}
+
+func (t *opTimer) Launch(name string, grid, block kernels.Dim3, shared int, args ...any) error {
+	start := time.Now()
+	err := t.Device.Launch(name, grid, block, shared, args...)
+	if err == nil {
+		err = t.Device.Sync()
+	}
+	o := t.times[name]
+	if o == nil {
+		o = &OpTime{}
+		t.times[name] = o
+	}
+	o.Calls++
+	o.Seconds += time.Since(start).Seconds()
+	return err
+}
 
 var (
 	_ model.Ops       = (*Backend)(nil)

@@ -186,6 +186,13 @@ out("key: XL W8A8 prefill (1024)", None if a is None or b is None else (a >= 1.4
     "%s tok/s; our fp16 %s: %s (target >= 1.4x); HF fp16 %s: %s (target >= 1.5x)" % (
         "%.0f" % a if a else "-", "%.0f" % b if b else "-", "%.2fx" % (a / b) if a and b else "-",
         "%.0f" % c if c else "-", "%.2fx" % (a / c) if a and c else "-"))
+for r in rows:  # where the time goes (--op-times runs)
+    t = r.get("op_times")
+    if r.get("engine") == "gpuquant" and t:
+        total = sum(v["seconds"] for v in t.values()) or 1
+        top = sorted(t.items(), key=lambda kv: -kv[1]["seconds"])[:5]
+        print("key: kernel time, %s %s %s|ok|%s" % (r["preset"], r["phase"][2:], r["case"], ", ".join(
+            "%s %.0f%% (%.0f us x %d)" % (k, 100 * v["seconds"] / total, 1e6 * v["seconds"] / v["calls"], v["calls"]) for k, v in top)))
 m8, m32 = val(x8, "model_bytes"), val(ours("gpt2-xl", "decode", "fp32"), "model_bytes")
 out("key: XL int8 device weights", None if m8 is None else m8 <= 1.7e9,
     "%s GB int8 (target <= 1.7 GB); fp32 %s GB; device peak %s GB (our allocator)" % (
@@ -317,21 +324,28 @@ done
 # with "case" added; the key rows of the summary are computed from it.
 DECODE_ARGS="--prompt-tokens 128 --new-tokens 128 --repeat 3"
 PREFILL_ARGS="--prompt-tokens 1024 --new-tokens 0 --repeat 3"
+# --op-times: every kernel waited for and timed (no graphs): where the time goes, not speed.
+OPDECODE_ARGS="--prompt-tokens 128 --new-tokens 32 --repeat 1 --op-times"
+OPPREFILL_ARGS="--prompt-tokens 1024 --new-tokens 0 --repeat 1 --op-times"
 # case label → preset, phase, scheme flags
 e2e_cases() {
+	# Ordered by what the targets need, in case the deadline cuts the list.
 	cat <<'CASES'
-gpt2 decode fp32 --scheme fp32
-gpt2 decode fp16 --scheme fp16
 gpt2 decode int8 --scheme absmax --bits 8
-gpt2 decode int4-g32 --scheme absmax --bits 4 --granularity group:32
-gpt2 prefill fp16 --scheme fp16
 gpt2 prefill w8a8 --scheme absmax --bits 8 --kernel w8a8
-gpt2-xl decode fp32 --scheme fp32
-gpt2-xl decode fp16 --scheme fp16
+gpt2 decode int4-g32 --scheme absmax --bits 4 --granularity group:32
+gpt2 decode fp16 --scheme fp16
+gpt2 decode fp32 --scheme fp32
+gpt2 opdecode int8 --scheme absmax --bits 8
 gpt2-xl decode int8 --scheme absmax --bits 8
-gpt2-xl prefill fp16 --scheme fp16
-gpt2-xl prefill int8 --scheme absmax --bits 8
+gpt2-xl decode fp16 --scheme fp16
 gpt2-xl prefill w8a8 --scheme absmax --bits 8 --kernel w8a8
+gpt2-xl prefill fp16 --scheme fp16
+gpt2-xl decode fp32 --scheme fp32
+gpt2-xl opdecode int8 --scheme absmax --bits 8
+gpt2-xl opprefill w8a8 --scheme absmax --bits 8 --kernel w8a8
+gpt2-xl opprefill fp16 --scheme fp16
+gpt2-xl prefill int8 --scheme absmax --bits 8
 CASES
 }
 # append_json FILE KEY=VALUE...: FILE's JSON objects (one or more lines) as lines of gpuquant.jsonl.
@@ -370,17 +384,23 @@ if [ -x gpuquant ]; then
 		fi
 		while read -r p phase label flags; do
 			[ "$p" = "$preset" ] || continue
-			args=$DECODE_ARGS
-			[ "$phase" = prefill ] && args=$PREFILL_ARGS
+			case $phase in
+			prefill) args=$PREFILL_ARGS ;;
+			opdecode) args=$OPDECODE_ARGS ;;
+			opprefill) args=$OPPREFILL_ARGS ;;
+			*) args=$DECODE_ARGS ;;
+			esac
 			rm -f "$tmp/last.json"
 			step "bench $preset $phase $label" 180 "$OUT/gpuquant.log" key_json \
 				sh -c "./gpuquant bench --model '$tmp/$preset' --device cuda:0 $flags $args --json >'$tmp/last.json' && cat '$tmp/last.json'"
 			append_json "$tmp/last.json" engine=gpuquant preset="$preset" phase="$phase" case="$label"
 		done < <(e2e_cases)
 		if [ "$hf" = 1 ]; then
+			hf_dtypes=fp32,fp16 # the 124M target is against HF fp32, the XL ones against HF fp16
+			[ "$preset" = gpt2-xl ] && hf_dtypes=fp16
 			rm -f "$tmp/last.json"
 			step "hf baseline $preset" 300 "$OUT/gpuquant.log" key_hf \
-				sh -c "python3 hf_baseline.py --model '$tmp/$preset' --device cuda:0 --dtypes fp32,fp16 --prompt-tokens 128 --new-tokens 128 --repeat 3 --ppl-tokens 2048 >'$tmp/last.json' && cat '$tmp/last.json'"
+				sh -c "python3 hf_baseline.py --model '$tmp/$preset' --device cuda:0 --dtypes $hf_dtypes --prompt-tokens 128 --new-tokens 128 --repeat 3 --ppl-tokens 2048 >'$tmp/last.json' && cat '$tmp/last.json'"
 			append_json "$tmp/last.json" engine=hf-transformers preset="$preset"
 		else
 			record "hf baseline $preset" missing 0 "hf_baseline.py or python3 torch+transformers missing"
