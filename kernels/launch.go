@@ -123,7 +123,7 @@ const (
 	gemvWarps  = 4    // rows (warps) per GEMV block
 	gfTile     = 64   // GF_BM = GF_BN in gemm_f32.cu
 	hTile      = 32   // H_BM = H_BN in gemm_f16.cu
-	w8Tile     = 32   // W8_BM = W8_BN in gemm_int8.cu
+	w8Tile     = W8A8Tile
 )
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -241,6 +241,10 @@ func QuantizeActs(d Device, qa, inv, qsum, x Ptr, T, C, g int) error {
 	return wrap("quantize activations", d.Launch(KQuantActRows, Dim3{T, 1, 1}, Dim3{quantBlock, 1, 1}, 0,
 		qa, inv, qsum, x, int32(T), int32(C), int32(g)))
 }
+
+// W8A8Tile is W8_BM = W8_BN of gemm_int8.cu: the tokens and output channels of one block of
+// GemmW8A8 (blockDim 128).
+const W8A8Tile = 64
 
 // Act is the activation the linear kernels apply in their epilogue (GQ_ACT_* in common.cuh).
 type Act int32

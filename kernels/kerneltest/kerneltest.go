@@ -233,7 +233,7 @@ func RunW8A8(t TB, d kernels.Device, s LinSetup, ref []float32, kernel string) {
 		w := kernels.W{Data: codes, Scales: scales, Zeros: zeros, GroupSize: gs, Bits: s.Q.Bits}
 		err = kernels.GemmW8A8(d, out, qa, inv, qsum, w, bias, T, C, OC, kernels.ActNone)
 	} else {
-		err = d.Launch(kernel, kernels.Dim3{X: (OC + 31) / 32, Y: (T + 31) / 32, Z: 1}, kernels.Dim3{X: 128, Y: 1, Z: 1}, 0,
+		err = d.Launch(kernel, kernels.Dim3{X: (OC + kernels.W8A8Tile - 1) / kernels.W8A8Tile, Y: (T + kernels.W8A8Tile - 1) / kernels.W8A8Tile, Z: 1}, kernels.Dim3{X: 128, Y: 1, Z: 1}, 0,
 			out, qa, inv, qsum, codes, scales, zeros, bias, int32(T), int32(C), int32(OC), int64(gs), int32(s.Q.Bits))
 	}
 	if err != nil {
