@@ -122,7 +122,7 @@ const (
 	gemvTok    = 4    // GEMV_TOK in gemv.cu
 	gemvWarps  = 4    // rows (warps) per GEMV block
 	gfTile     = 64   // GF_BM = GF_BN in gemm_f32.cu
-	hTile      = 32   // H_BM = H_BN in gemm_f16.cu
+	hTile      = 64   // H_BM = H_BN in gemm_f16.cu
 	w8Tile     = W8A8Tile
 )
 

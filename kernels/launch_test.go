@@ -72,7 +72,7 @@ func TestLaunchersPackArguments(t *testing.T) {
 	want := []string{
 		"quant_minmax_init 1,1", "quant_minmax 2356,1", "quant_params 1,1", "quant_encode 4096,1",
 		"quant_minmax_init 1,1", "quant_minmax 1,1", "quant_params 1,1", "quant_encode 1,1",
-		"dequant 400,1", "quant_act_rows 7,1", "gemv 12565,1", "gemm_w8a8 36,1", "gemm_f32 48,2", "gemm_f16 96,3",
+		"dequant 400,1", "quant_act_rows 7,1", "gemv 12565,1", "gemm_w8a8 36,1", "gemm_f32 48,2", "gemm_f16 48,2",
 	}
 	if fmt.Sprint(r.launches) != fmt.Sprint(want) {
 		t.Fatalf("launches\n got %v\nwant %v", r.launches, want)
