@@ -168,7 +168,24 @@ func read(t *testing.T, o model.Ops, b model.Buf) []float32 {
 	return v
 }
 
-func TestForwardMatchesCPU(t *testing.T) { forwardMatchesCPU(t, smallConfig) }
+func TestForwardMatchesCPU(t *testing.T) { forwardMatchesCPU(t, parityModel(t, smallConfig)) }
+
+// TestUntiedHeadMatchesCPU: a checkpoint with its own lm_head (uploaded, quantized and multiplied
+// as a parameter of its own).
+func TestUntiedHeadMatchesCPU(t *testing.T) {
+	w := parityModel(t, smallConfig).Copy()
+	c := w.Config
+	w.Head = model.NewF32(randn(rand.New(rand.NewPCG(3, 4)), c.VocabSize*c.NEmbd, 0.05), c.VocabSize, c.NEmbd)
+	forwardMatchesCPU(t, w)
+}
+
+func randn(r *rand.Rand, n int, scale float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64() * scale)
+	}
+	return v
+}
 
 // TestForwardMatchesCPUGPT2Widths is the parity test at GPT-2 124M's widths (2 of its 12 layers):
 // the vectorized paths of every kernel and the 50257-wide head. GPU only (minutes on the emulator).
@@ -178,11 +195,10 @@ func TestForwardMatchesCPUGPT2Widths(t *testing.T) {
 	}
 	cfg := model.Presets["gpt2"]
 	cfg.NLayer = 2
-	forwardMatchesCPU(t, cfg)
+	forwardMatchesCPU(t, parityModel(t, cfg))
 }
 
-func forwardMatchesCPU(t *testing.T, cfg model.Config) {
-	w := parityModel(t, cfg)
+func forwardMatchesCPU(t *testing.T, w *model.Weights) {
 	r := rand.New(rand.NewPCG(7, 8))
 	ids := make([]int32, 48)
 	for i := range ids {
