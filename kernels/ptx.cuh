@@ -46,6 +46,37 @@ __device__ __forceinline__ unsigned short cvt_rn_f16_f32(float f) {
 #endif
 }
 
+#if defined(CUDAEMU)
+// mma_emu emulates a warp-collective mma.sync m16n8kK from the fragment layouts below (A row-major,
+// B column-major, each 32-bit register holding EPR consecutive elements along k; elem(reg, j)
+// decodes element j): every lane deposits its registers, then computes its own four outputs from
+// the whole A and B, located through the layout (not the caller's maths), in k order.
+template <int K, int EPR, class Acc, class Elem>
+inline void mma_emu(Acc d[4], const unsigned a[4], const unsigned b[2], const Acc c[4], Elem elem) {
+  cudaemu::Warp& w = cudaemu::my_warp();
+  const int lane = cudaemu::lane_id();
+  unsigned* mine = reinterpret_cast<unsigned*>(w.scratch[lane]);
+  for (int i = 0; i < 4; i++) mine[i] = a[i];
+  for (int i = 0; i < 2; i++) mine[4 + i] = b[i];
+  cudaemu::warp_barrier(0xffffffffu, CUDAEMU_SITE);
+  if (w.mask != 0xffffffffu) cudaemu::kernel_error("mma.sync with fewer than 32 lanes (ptx.cuh)");
+  constexpr int KH = K / 2;  // k covered by one register of a lane's pair
+  auto reg = [&](int src, int r) { return reinterpret_cast<const unsigned*>(w.scratch[src])[r]; };
+  auto A = [&](int row, int k) { return elem(reg((row & 7) * 4 + (k % KH) / EPR, (row >> 3) + 2 * (k / KH)), k % EPR); };
+  auto B = [&](int k, int col) { return elem(reg(col * 4 + (k % KH) / EPR, 4 + k / KH), k % EPR); };
+  const int g = lane >> 2, t = lane & 3;
+  Acc out[4];
+  for (int i = 0; i < 4; i++) {
+    const int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+    Acc s = c[i];
+    for (int k = 0; k < K; k++) s += A(row, k) * B(k, col);
+    out[i] = s;
+  }
+  cudaemu::warp_barrier(0xffffffffu, CUDAEMU_SITE);  // nobody overwrites scratch before all read
+  for (int i = 0; i < 4; i++) d[i] = out[i];
+}
+#endif
+
 // mma_m16n8k16_f16: D(16×8, f32) = A(16×16, f16, row) · B(16×8, f16, col) + C(16×8, f32), one
 // warp-collective tensor-core instruction (sm_80+):
 //   mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
@@ -67,31 +98,7 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const unsigned a[4]
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
         "f"(c[2]), "f"(c[3]));
 #elif defined(CUDAEMU)
-  cudaemu::Warp& w = cudaemu::my_warp();
-  const int lane = cudaemu::lane_id();
-  unsigned* mine = reinterpret_cast<unsigned*>(w.scratch[lane]);
-  for (int i = 0; i < 4; i++) mine[i] = a[i];
-  for (int i = 0; i < 2; i++) mine[4 + i] = b[i];
-  cudaemu::warp_barrier(0xffffffffu, CUDAEMU_SITE);
-  if (w.mask != 0xffffffffu) cudaemu::kernel_error("mma.sync with fewer than 32 lanes (ptx.cuh)");
-  auto A = [&](int row, int k) -> float {
-    const unsigned* r = reinterpret_cast<const unsigned*>(w.scratch[(row & 7) * 4 + ((k & 7) >> 1)]);
-    return cvt_f32_f16((unsigned short)(r[(row >> 3) + 2 * (k >> 3)] >> (16 * (k & 1))));
-  };
-  auto B = [&](int k, int col) -> float {
-    const unsigned* r = reinterpret_cast<const unsigned*>(w.scratch[col * 4 + ((k & 7) >> 1)]);
-    return cvt_f32_f16((unsigned short)(r[4 + (k >> 3)] >> (16 * (k & 1))));
-  };
-  const int g = lane >> 2, t = lane & 3;
-  float out[4];
-  for (int i = 0; i < 4; i++) {
-    const int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
-    float s = c[i];
-    for (int k = 0; k < 16; k++) s += A(row, k) * B(k, col);
-    out[i] = s;
-  }
-  cudaemu::warp_barrier(0xffffffffu, CUDAEMU_SITE);  // nobody overwrites scratch before all read
-  for (int i = 0; i < 4; i++) d[i] = out[i];
+  mma_emu<16, 2>(d, a, b, c, [](unsigned r, int j) { return cvt_f32_f16((unsigned short)(r >> (16 * j))); });
 #else
 #error "ptx.cuh: compile with nvcc or with -DCUDAEMU and kernels/emu/cudaemu.h"
 #endif
@@ -115,37 +122,7 @@ __device__ __forceinline__ void mma_m16n8k32_s8(int d[4], const unsigned a[4], c
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(c[0]), "r"(c[1]),
         "r"(c[2]), "r"(c[3]));
 #elif defined(CUDAEMU)
-  // Warp-collective: every lane deposits its registers, then each lane computes its own four
-  // outputs from the whole A and B, located through the layout above (not the caller's maths).
-  cudaemu::Warp& w = cudaemu::my_warp();
-  const int lane = cudaemu::lane_id();
-  unsigned* mine = reinterpret_cast<unsigned*>(w.scratch[lane]);
-  for (int i = 0; i < 4; i++) mine[i] = a[i];
-  for (int i = 0; i < 2; i++) mine[4 + i] = b[i];
-  cudaemu::warp_barrier(0xffffffffu, CUDAEMU_SITE);
-  if (w.mask != 0xffffffffu) cudaemu::kernel_error("mma.sync with fewer than 32 lanes (ptx.cuh)");
-  auto A = [&](int row, int k) -> int {
-    int reg = (row >> 3) + 2 * (k >> 4);
-    int src = (row & 7) * 4 + ((k & 15) >> 2);
-    const unsigned* r = reinterpret_cast<const unsigned*>(w.scratch[src]);
-    return (signed char)(r[reg] >> (8 * (k & 3)));
-  };
-  auto B = [&](int k, int col) -> int {
-    int reg = k >> 4;
-    int src = col * 4 + ((k & 15) >> 2);
-    const unsigned* r = reinterpret_cast<const unsigned*>(w.scratch[src]);
-    return (signed char)(r[4 + reg] >> (8 * (k & 3)));
-  };
-  const int g = lane >> 2, t = lane & 3;
-  int out[4];
-  for (int i = 0; i < 4; i++) {
-    int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
-    int s = c[i];
-    for (int k = 0; k < 32; k++) s += A(row, k) * B(k, col);
-    out[i] = s;
-  }
-  cudaemu::warp_barrier(0xffffffffu, CUDAEMU_SITE);  // nobody overwrites scratch before all read
-  for (int i = 0; i < 4; i++) d[i] = out[i];
+  mma_emu<32, 4>(d, a, b, c, [](unsigned r, int j) { return (int)(signed char)(r >> (8 * j)); });
 #else
 #error "ptx.cuh: compile with nvcc or with -DCUDAEMU and kernels/emu/cudaemu.h"
 #endif
