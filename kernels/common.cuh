@@ -23,14 +23,36 @@ __device__ __forceinline__ int gq_code(const unsigned char* codes, long long e, 
   return int((e & 1) ? (b >> 4) : (b & 15)) - 8;
 }
 
-__device__ __forceinline__ float gq_warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+// gq_warp_reduce folds v over the 32 lanes of the warp with op (every lane gets the result).
+template <class T, class Op>
+__device__ __forceinline__ T gq_warp_reduce(T v, Op op) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-__device__ __forceinline__ float gq_warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+
+// gq_block_reduce folds v over the block with op (every thread gets the result; identity fills
+// the missing warps). blockDim.x must be a multiple of 32, at most 1024; red is 32 values of
+// __shared__ memory that no other call uses concurrently.
+template <class T, class Op>
+__device__ __forceinline__ T gq_block_reduce(T v, T* red, T identity, Op op) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = gq_warp_reduce(v, op);
+  __syncthreads();  // red may still be read by a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  return gq_warp_reduce(lane < (int)(blockDim.x >> 5) ? red[lane] : identity, op);
 }
+
+struct GqMax {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct GqSum {
+  template <class T>
+  __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+
+__device__ __forceinline__ float gq_warp_max(float v) { return gq_warp_reduce(v, GqMax{}); }
+__device__ __forceinline__ float gq_warp_sum(float v) { return gq_warp_reduce(v, GqSum{}); }
 
 // gq_weight is element e (flat index) of a weight in any of the formats gpu.Tensor holds, as a
 // float: bits 32 float32, 16 IEEE half, 8 or 4 codes dequantized exactly as quantize.Tensor does,
@@ -45,17 +67,18 @@ __device__ __forceinline__ float gq_weight(const void* data, const float* scales
   return __fdiv_rn(__fsub_rn((float)gq_code(static_cast<const unsigned char*>(data), e, bits), z), scales[g]);
 }
 
-// gq_block_sum returns the sum of v over the block to every thread. blockDim.x must be a multiple
-// of 32, at most 1024; red is 32 floats of __shared__ memory that no other call uses concurrently.
-__device__ __forceinline__ float gq_block_sum(float v, float* red) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = gq_warp_sum(v);
-  __syncthreads();  // red may still be read by a previous call
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  v = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0f;
-  return gq_warp_sum(v);
+// gq_weight_iv is gq_weight with quantized codes scaled by 1/s rather than divided by s: the
+// numerics of the linear kernels (gemv.cu, gemm_f32.cu), a multiply in their inner loops.
+template <int BITS>
+__device__ __forceinline__ float gq_weight_iv(const unsigned char* w, const float* scales, const float* zeros,
+                                           long long gs, long long e) {
+  if (BITS >= 16) return gq_weight(w, scales, zeros, gs, BITS, e);
+  const long long g = e / gs;
+  return ((float)gq_code(w, e, BITS) - (zeros ? zeros[g] : 0.0f)) * __fdiv_rn(1.0f, scales[g]);
 }
+
+// gq_block_sum is the sum of v over the block (gq_block_reduce).
+__device__ __forceinline__ float gq_block_sum(float v, float* red) { return gq_block_reduce(v, red, 0.0f, GqSum{}); }
 
 // Epilogue activations of the linear kernels (kernels.Act).
 #define GQ_ACT_NONE 0

@@ -66,14 +66,8 @@ func (w W) check() error {
 	return nil
 }
 
-// args are the five kernel arguments of w (group size 1 for float weights, never read).
-func (w W) args() []any {
-	gs := int64(w.GroupSize)
-	if w.Bits >= 16 {
-		gs = 1
-	}
-	return []any{w.Data, w.Scales, w.Zeros, gs, int32(w.Bits)}
-}
+// args are the five kernel arguments of w.
+func (w W) args() []any { return []any{w.Data, w.Scales, w.Zeros, w.groupArg(), int32(w.Bits)} }
 
 // checkRows validates a (T, C) activation shape for a kernel with T or T·C in int32 arguments.
 func checkRows(T, C int) error {

@@ -10,7 +10,6 @@
 // shared memory). The same structure as the W8A8 GEMM (gemm_int8.cu), so that the two compare
 // like for like.
 #include "common.cuh"
-#include "ptx.cuh"
 
 #define H_BM 64   // tokens per block
 #define H_BN 64   // output channels per block

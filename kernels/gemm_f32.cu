@@ -15,16 +15,6 @@
 #define GF_BK 16  // k per step
 #define GF_PAD 4  // shared row padding: the transposed stores spread over banks
 
-// gf_weight is weight element e for the tile loader: gq_weight's formats, but quantized codes are
-// scaled by 1/s (gemv.cu's numerics) rather than divided by s in the inner loop.
-template <int BITS>
-__device__ __forceinline__ float gf_weight(const unsigned char* w, const float* scales, const float* zeros,
-                                           long long gs, long long e) {
-  if (BITS >= 16) return gq_weight(w, scales, zeros, gs, BITS, e);
-  const long long g = e / gs;
-  return ((float)gq_code(w, e, BITS) - (zeros ? zeros[g] : 0.0f)) * __fdiv_rn(1.0f, scales[g]);
-}
-
 // gemm_f32_body: sA and sB are the kernel's tiles (declared there, so that the four instances of
 // the body share one allocation of shared memory).
 template <int BITS>
@@ -49,7 +39,7 @@ __device__ __forceinline__ void gemm_f32_body(float (*sA)[GF_BM + GF_PAD], float
     for (int j = 0; j < 4; j++) {
       const int k = k0 + lk + j;
       sA[lk + j][lr] = arow && k < C ? xr[k] : 0.0f;
-      sB[lk + j][lr] = brow && k < C ? gf_weight<BITS>(w, scales, zeros, gs, we + k) : 0.0f;
+      sB[lk + j][lr] = brow && k < C ? gq_weight_iv<BITS>(w, scales, zeros, gs, we + k) : 0.0f;
     }
     __syncthreads();
 #pragma unroll

@@ -8,7 +8,6 @@
 // int8 or (OC, C/2) packed int4 codes, as quantize.Tensor; any T, C, OC (ragged tiles are
 // zero-padded in shared memory); gw must be C or a multiple of 32.
 #include "common.cuh"
-#include "ptx.cuh"
 
 #define W8_BM 64   // tokens per block
 #define W8_BN 64   // output channels per block

@@ -88,13 +88,7 @@ __device__ __forceinline__ void gemv_body(float* out, const float* x, const unsi
     }
   } else {
     for (int k = lane; k < C; k += 32) {
-      float wk;
-      if (BITS >= 16) {
-        wk = gq_weight(w, scales, zeros, gs, BITS, rowe + k);
-      } else {
-        const long long gi = (rowe + k) / gs;
-        wk = ((float)gq_code(w, rowe + k, BITS) - (zeros ? zeros[gi] : 0.0f)) * __fdiv_rn(1.0f, scales[gi]);
-      }
+      const float wk = gq_weight_iv<BITS>(w, scales, zeros, gs, rowe + k);
 #pragma unroll
       for (int tt = 0; tt < GEMV_TOK; tt++)
         if (tt < nt) acc[tt] += wk * x[(long long)(t0 + tt) * C + k];

@@ -264,16 +264,16 @@ func checkLinear(w W, T, C, OC int, act Act) (int, error) {
 	if T <= 0 || T > math.MaxInt32 {
 		return 0, fmt.Errorf("bad T=%d", T)
 	}
-	switch w.Bits {
-	case 32, 16:
+	if err := w.check(); err != nil {
+		return 0, err
+	}
+	if w.Bits >= 16 {
 		if C <= 0 || OC <= 0 || C > math.MaxInt32 || OC > math.MaxInt32 {
 			return 0, fmt.Errorf("bad matrix shape (%d, %d)", OC, C)
 		}
 		return C, nil
-	case 8, 4:
-		return rowGroup(C, OC, w.GroupSize)
 	}
-	return 0, fmt.Errorf("unsupported weight bits %d (want 32, 16, 8 or 4)", w.Bits)
+	return rowGroup(C, OC, w.GroupSize)
 }
 
 // groupArg is the group size the kernels read (unused for float weights).

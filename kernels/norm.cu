@@ -14,34 +14,6 @@
 // contract a*b+c into an FMA where no _rn intrinsic forbids it (only more accurate).
 #include "common.cuh"
 
-// norm_block_max returns the maximum of v over the block to every thread (NaNs ignored, as
-// fmaxf). blockDim.x a multiple of 32, at most 1024; red is 32 floats of __shared__ memory.
-__device__ __forceinline__ float norm_block_max(float v, float* red) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = gq_warp_max(v);
-  __syncthreads();  // red may still be read by a previous call
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  v = lane < (int)(blockDim.x >> 5) ? red[lane] : __int_as_float(0xff800000);  // −Inf
-  return gq_warp_max(v);
-}
-
-__device__ __forceinline__ double norm_warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// norm_block_sum_d is gq_block_sum in double.
-__device__ __forceinline__ double norm_block_sum_d(double v, double* red) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = norm_warp_sum_d(v);
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  v = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0;
-  return norm_warp_sum_d(v);
-}
-
 // embed writes out[t, c] = wte[tokens[t], c] + wpe[pos0 + t, c] (grid-stride over T·C). Each
 // table is a weight in any format gq_weight reads (bits 32, 16, 8, 4), passed as its five fields.
 extern "C" __global__ void embed(float* out /* (T, C) */, const int* tokens /* (T) */, const int* pos /* (1): pos0 */,
@@ -131,10 +103,10 @@ extern "C" __global__ void nll(double* dst /* (T) */, const float* logits /* (T,
   const float* row = logits + (long long)t * V;
   float m = __int_as_float(0xff800000);
   for (int c = threadIdx.x; c < V; c += blockDim.x) m = fmaxf(m, row[c]);
-  m = norm_block_max(m, redf);
+  m = gq_block_reduce(m, redf, __int_as_float(0xff800000), GqMax{});  // −Inf fills
   double s = 0.0;
   for (int c = threadIdx.x; c < V; c += blockDim.x) s += (double)expf(__fsub_rn(row[c], m));
-  s = norm_block_sum_d(s, redd);
+  s = gq_block_reduce(s, redd, 0.0, GqSum{});
   if (threadIdx.x == 0) {
     const int tg = targets[t];
     dst[t] = tg >= 0 && tg < V ? (double)m + log(s) - (double)row[tg] : (double)__int_as_float(0x7fffffff);

@@ -131,21 +131,10 @@ extern "C" __global__ void dequant(float* out /* (N) */, const unsigned char* co
   }
 }
 
-// gq_block_absmax returns max|v| over the block (every thread gets it). blockDim.x must be a
-// multiple of 32, at most 1024.
+// gq_block_absmax returns the maximum of the block's m ≥ 0 (every thread gets it).
 __device__ __forceinline__ float gq_block_absmax(float m) {
   __shared__ float red[32];
-  __shared__ float all;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  m = gq_warp_max(m);
-  if (lane == 0) red[warp] = m;
-  __syncthreads();
-  if (warp == 0) {
-    m = gq_warp_max(lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0f);
-    if (lane == 0) all = m;
-  }
-  __syncthreads();
-  return all;
+  return gq_block_reduce(m, red, 0.0f, GqMax{});
 }
 
 // quant_act_rows quantizes activations per token for W8A8 (cpu.quantizeActs): one block per row t,

@@ -16,6 +16,14 @@ func F32View(b []byte) (v []float32, ok bool) {
 	return unsafe.Slice((*float32)(unsafePointer(b)), len(b)/4), true
 }
 
+// I32Bytes is the little-endian byte view of v, without copying.
+func I32Bytes(v []int32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))
+}
+
 // F32Bytes is the little-endian byte view of v, without copying.
 func F32Bytes(v []float32) []byte {
 	if len(v) == 0 {

@@ -6,5 +6,5 @@ package emu
 // (kernels/*.cu, *.cuh), so their hash is part of the compiler flags: `make test-emu` rewrites it,
 // and TestMain refuses to run when it does not match the sources on disk (a stale emulator).
 
-// #cgo CXXFLAGS: -DCUDAEMU_SRC_HASH=h4621ff172a96fd79
+// #cgo CXXFLAGS: -DCUDAEMU_SRC_HASH=h06d23c4b7ffb7b81
 import "C"
