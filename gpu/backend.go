@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/gpuquant/gpuquant/cpu"
@@ -58,18 +57,25 @@ type Backend struct {
 	opt   Options
 	hooks Hooks
 
-	err      error
-	tokens   kernels.Ptr // (tokCap) int32: the tokens Embed reads
+	err error
+	// params is (1 + tokCap) int32 on the device: the position of the first token (read by Embed
+	// and Attention), then the tokens Embed reads; stage is its host side, reused.
+	params   kernels.Ptr
 	tokCap   int
-	pos      kernels.Ptr // int32: the position of the first token, read by Embed and Attention
-	hostPos  int         // the value at pos (−1: unknown)
+	stage    []int32
+	hostPos  int // the position in params (−1: unknown)
 	scratch  map[string]*devScratch
 	pend     pending
 	inStep   bool // recording a step: token and position come from Step
 	noGraphs bool // capturing failed once: steps run op by op
 	steps    map[any]Graph
-	stepsMu  sync.Mutex
-	used     map[string]int64 // Linear calls per kernel and weight format (KernelsUsed)
+	used     map[kernelUse]int64 // Linear calls per kernel and weight format (KernelsUsed)
+}
+
+// kernelUse is a KernelsUsed key: a linear kernel and the bits of the weights it ran on.
+type kernelUse struct {
+	kernel string
+	bits   int
 }
 
 // devScratch is a device buffer grown on demand.
@@ -82,9 +88,8 @@ type devScratch struct {
 // GELU on its output (bias + GELU epilogue), Add followed by LayerNorm of its sum (residual +
 // LayerNorm in one pass).
 type pending struct {
-	kind         int // 0 none, pendLinear, pendAdd
-	out, in      *Buf
-	w, b         model.Tensor
+	kind         int  // 0 none, pendLinear, pendAdd
+	out          *Buf // the Linear's output
 	addX, addY   *Buf
 	linearLaunch func(act kernels.Act)
 }
@@ -94,13 +99,17 @@ const (
 	pendAdd    = 2
 )
 
-// NewBackend returns a backend over d (named in reports as name), with the hooks of a real device.
+// NewBackend returns a backend over d (named in reports as name), with the hooks of a real device;
+// on error it releases the device (hooks.Close).
 func NewBackend(d kernels.Device, name string, opt Options, hooks Hooks) (*Backend, error) {
 	switch opt.Kernel {
 	case "":
 		opt.Kernel = cpu.KernelAuto
 	case cpu.KernelAuto, cpu.KernelWeightOnly, cpu.KernelW8A8:
 	default:
+		if hooks.Close != nil {
+			hooks.Close()
+		}
 		return nil, fmt.Errorf("gpu: unknown kernel %q (want %q, %q or %q)", opt.Kernel, cpu.KernelAuto, cpu.KernelWeightOnly, cpu.KernelW8A8)
 	}
 	var timer *opTimer
@@ -108,12 +117,8 @@ func NewBackend(d kernels.Device, name string, opt Options, hooks Hooks) (*Backe
 		timer = &opTimer{Device: d, times: map[string]*OpTime{}}
 		d, hooks.Capture = timer, nil
 	}
-	b := &Backend{d: d, timer: timer, name: name, opt: opt, hooks: hooks, hostPos: -1, scratch: map[string]*devScratch{}, steps: map[any]Graph{}, used: map[string]int64{}}
-	var err error
-	if b.pos, err = alloc(d, 4); err == nil {
-		err = b.ensureTokens(gemvMaxT)
-	}
-	if err != nil {
+	b := &Backend{d: d, timer: timer, name: name, opt: opt, hooks: hooks, hostPos: -1, scratch: map[string]*devScratch{}, steps: map[any]Graph{}, used: map[kernelUse]int64{}}
+	if err := b.ensureParams(gemvMaxT); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("gpu: %s: %w", name, err)
 	}
@@ -136,12 +141,10 @@ func (b *Backend) Close() error {
 		b.d.Free(s.p)
 	}
 	b.scratch = map[string]*devScratch{}
-	for _, p := range []kernels.Ptr{b.tokens, b.pos} {
-		if p != 0 {
-			b.d.Free(p)
-		}
+	if b.params != 0 {
+		b.d.Free(b.params)
+		b.params = 0
 	}
-	b.tokens, b.pos = 0, 0
 	if b.hooks.Close != nil {
 		return b.hooks.Close()
 	}
@@ -253,51 +256,53 @@ func (b *Backend) ensure(name string, n int) kernels.Ptr {
 	return p
 }
 
-func (b *Backend) ensureTokens(n int) error {
+// ensureParams makes room in params for n tokens.
+func (b *Backend) ensureParams(n int) error {
 	if n <= b.tokCap {
 		return nil
 	}
-	p, err := alloc(b.d, 4*n)
+	p, err := alloc(b.d, 4*(n+1))
 	if err != nil {
 		return err
 	}
-	if b.tokens != 0 {
+	if b.params != 0 {
 		b.dropAllSteps() // recorded steps hold the old address
-		b.d.Free(b.tokens)
+		b.d.Free(b.params)
 	}
-	b.tokens, b.tokCap = p, n
+	b.params, b.tokCap, b.hostPos = p, n, -1
 	return nil
 }
 
-// dropAllSteps releases every recorded step; the next step of each session records anew.
-func (b *Backend) dropAllSteps() {
-	b.stepsMu.Lock()
-	defer b.stepsMu.Unlock()
-	for k, g := range b.steps {
-		g.Close()
-		delete(b.steps, k)
-	}
-}
+func (b *Backend) posPtr() kernels.Ptr    { return b.params }
+func (b *Backend) tokensPtr() kernels.Ptr { return b.params + 4 }
 
-func int32Bytes(v []int32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(out[4*i:], uint32(x))
-	}
-	return out
-}
-
-// setPos writes the position the kernels read, unless it is there already.
-func (b *Backend) setPos(pos int) {
-	if pos == b.hostPos || b.err != nil {
+// writeParams copies the position and tokens (none: the position only) to params.
+func (b *Backend) writeParams(pos int, tokens []int32) {
+	if b.err != nil {
 		return
 	}
 	if pos > math.MaxInt32 {
 		b.fail(fmt.Errorf("position %d exceeds int32", pos))
 		return
 	}
-	b.fail(b.d.CopyToDevice(b.pos, int32Bytes([]int32{int32(pos)})))
+	b.stage = append(append(b.stage[:0], int32(pos)), tokens...)
+	b.fail(b.d.CopyToDevice(b.params, model.I32Bytes(b.stage)))
 	b.hostPos = pos
+}
+
+// dropAllSteps releases every recorded step; the next step of each session records anew.
+func (b *Backend) dropAllSteps() {
+	for k, g := range b.steps {
+		g.Close()
+		delete(b.steps, k)
+	}
+}
+
+// setPos writes the position the kernels read, unless it is there already.
+func (b *Backend) setPos(pos int) {
+	if pos != b.hostPos {
+		b.writeParams(pos, nil)
+	}
 }
 
 // weight is a device tensor as a kernel operand.
@@ -346,15 +351,14 @@ func (b *Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.
 		return
 	}
 	if !b.inStep {
-		if err := b.ensureTokens(len(tokens)); err != nil {
+		if err := b.ensureParams(len(tokens)); err != nil {
 			b.fail(err)
 			return
 		}
-		b.fail(b.d.CopyToDevice(b.tokens, int32Bytes(tokens)))
-		b.setPos(pos0)
+		b.writeParams(pos0, tokens)
 	}
 	if b.err == nil {
-		b.fail(kernels.Embed(b.d, o.p, b.tokens, b.pos, te, pe, o.rows, o.cols))
+		b.fail(kernels.Embed(b.d, o.p, b.tokensPtr(), b.posPtr(), te, pe, o.rows, o.cols))
 	}
 }
 
@@ -412,7 +416,7 @@ func (b *Backend) Linear(out, in model.Buf, w, bias model.Tensor) {
 			k = kernels.KGemmF32
 			b.fail(kernels.GemmF32(b.d, o.p, x.p, kw, bp, T, C, OC, act))
 		}
-		b.used[k+"-"+formatName(kw.Bits)]++
+		b.used[kernelUse{k, kw.Bits}]++
 	}}
 }
 
@@ -427,12 +431,12 @@ func formatName(bits int) string {
 }
 
 // KernelsUsed returns how many Linear calls each kernel was issued for, by kernel and weight
-// format ("gemv-q8", "gemm_f32-f16", "gemm_w8a8-q4", ...); a recorded step counts when recorded,
+// format ("gemv-q8", "gemm_f16-f16", "gemm_w8a8-q4", ...); a recorded step counts when recorded,
 // not at each replay.
 func (b *Backend) KernelsUsed() map[string]int64 {
 	m := make(map[string]int64, len(b.used))
 	for k, v := range b.used {
-		m[k] = v
+		m[k.kernel+"-"+formatName(k.bits)] += v
 	}
 	return m
 }
@@ -483,7 +487,7 @@ func (b *Backend) Attention(out, qkv, k, v model.Buf, pos0, nHead int) {
 		b.setPos(pos0)
 	}
 	if b.err == nil {
-		b.fail(kernels.Attention(b.d, o.p, q.p, k.(*Buf).p, v.(*Buf).p, b.pos, o.rows, o.cols, nHead))
+		b.fail(kernels.Attention(b.d, o.p, q.p, k.(*Buf).p, v.(*Buf).p, b.posPtr(), o.rows, o.cols, nHead))
 	}
 }
 
@@ -495,7 +499,7 @@ func (b *Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
 	if b.err != nil {
 		return
 	}
-	b.fail(b.d.CopyToDevice(tp, int32Bytes(targets)))
+	b.fail(b.d.CopyToDevice(tp, model.I32Bytes(targets)))
 	if b.err == nil {
 		b.fail(kernels.NLL(b.d, dp, l.p, tp, T, l.cols))
 	}
@@ -528,8 +532,7 @@ func (b *Backend) Step(key any, token int32, pos int, body func()) {
 	if b.err != nil {
 		return
 	}
-	b.fail(b.d.CopyToDevice(b.tokens, int32Bytes([]int32{token})))
-	b.setPos(pos)
+	b.writeParams(pos, []int32{token})
 	if b.err != nil {
 		return
 	}
@@ -540,9 +543,7 @@ func (b *Backend) Step(key any, token int32, pos int, body func()) {
 		b.inStep = false
 		return
 	}
-	b.stepsMu.Lock()
 	g := b.steps[key]
-	b.stepsMu.Unlock()
 	if g == nil {
 		var err error
 		g, err = b.hooks.Capture(func() error {
@@ -558,20 +559,19 @@ func (b *Backend) Step(key any, token int32, pos int, body func()) {
 			// fails again there and keeps its error.
 			b.err = nil // Step starts only without an error, so any error now came from the capture
 			b.noGraphs = true
-			b.Step(key, token, pos, body)
+			b.inStep = true
+			body()
+			b.flush()
+			b.inStep = false
 			return
 		}
-		b.stepsMu.Lock()
 		b.steps[key] = g
-		b.stepsMu.Unlock()
 	}
 	b.fail(g.Launch())
 }
 
 // DropSteps releases the graph recorded for key.
 func (b *Backend) DropSteps(key any) {
-	b.stepsMu.Lock()
-	defer b.stepsMu.Unlock()
 	if g := b.steps[key]; g != nil {
 		g.Close()
 		delete(b.steps, key)

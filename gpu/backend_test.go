@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/gpuquant/gpuquant/cpu"
+	"github.com/gpuquant/gpuquant/kernels/kerneltest"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
 )
@@ -175,16 +176,8 @@ func TestForwardMatchesCPU(t *testing.T) { forwardMatchesCPU(t, parityModel(t, s
 func TestUntiedHeadMatchesCPU(t *testing.T) {
 	w := parityModel(t, smallConfig).Copy()
 	c := w.Config
-	w.Head = model.NewF32(randn(rand.New(rand.NewPCG(3, 4)), c.VocabSize*c.NEmbd, 0.05), c.VocabSize, c.NEmbd)
+	w.Head = model.NewF32(kerneltest.Randn(rand.New(rand.NewPCG(3, 4)), c.VocabSize*c.NEmbd, 0.05), c.VocabSize, c.NEmbd)
 	forwardMatchesCPU(t, w)
-}
-
-func randn(r *rand.Rand, n int, scale float64) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(r.NormFloat64() * scale)
-	}
-	return v
 }
 
 // TestForwardMatchesCPUGPT2Widths is the parity test at GPT-2 124M's widths (2 of its 12 layers):

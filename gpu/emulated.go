@@ -9,9 +9,5 @@ import "github.com/gpuquant/gpuquant/kernels/emu"
 // It is slow and has no graphs, profiler or driver memory figures.
 func NewEmulated(opt Options) (*Backend, error) {
 	d := emu.New()
-	b, err := NewBackend(d, "cudaemu", opt, Hooks{Close: func() error { d.Close(); return nil }})
-	if err != nil {
-		d.Close()
-	}
-	return b, err
+	return NewBackend(d, "cudaemu", opt, Hooks{Close: func() error { d.Close(); return nil }}) // closes d on error
 }

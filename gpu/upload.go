@@ -74,12 +74,8 @@ func (b *Backend) uploadTensor(t model.Tensor, kind model.Kind, half bool) (*Ten
 		if elemBytes(t.Dims, half) == 4 {
 			return Upload(b.d, t)
 		}
-		p, err := alloc(b.d, 2*len(t.Data))
+		p, err := b.uploadBytes(halfBytes(t.Data))
 		if err != nil {
-			return nil, err
-		}
-		if err := b.d.CopyToDevice(p, halfBytes(t.Data)); err != nil {
-			b.d.Free(p)
 			return nil, err
 		}
 		return &Tensor{Dims: append([]int(nil), t.Dims...), Bits: 16, Data: p}, nil
@@ -232,14 +228,20 @@ func (b *Backend) quantizeTensor(p model.Param, t *Tensor, opt quantize.Options)
 		return q, err
 	}
 	defer q.Free(b.d)
+	return b.dequantize(p.Name, q)
+}
+
+// dequantize expands a quantized device tensor into a new float32 one (q is left as it is).
+func (b *Backend) dequantize(name string, q *Tensor) (*Tensor, error) {
 	n := model.NumElements(q.Dims)
 	f := &Tensor{Dims: q.Dims, Bits: 32}
-	if f.Data, err = alloc(b.d, 4*n); err != nil {
-		return nil, err
+	var err error
+	if f.Data, err = alloc(b.d, 4*n); err == nil {
+		err = kernels.Dequantize(b.d, f.Data, q.Codes, q.Scales, q.Zeros, n, q.GroupSize, q.Bits)
 	}
-	if err := kernels.Dequantize(b.d, f.Data, q.Codes, q.Scales, q.Zeros, n, q.GroupSize, q.Bits); err != nil {
+	if err != nil {
 		f.Free(b.d)
-		return nil, fmt.Errorf("gpu: dequantize %s: %w", p.Name, err)
+		return nil, fmt.Errorf("gpu: dequantize %s: %w", name, err)
 	}
 	return f, nil
 }
@@ -272,20 +274,15 @@ func (b *Backend) UploadQuantized(w *model.Weights, opt quantize.Options) (*mode
 	if err != nil {
 		return nil, err
 	}
-	for i, p := range q.Params() {
+	for _, p := range q.Params() {
 		t := (*p.T).(*Tensor)
 		if t.Bits == 32 || (p.Kind != model.KindNorm && p.Kind != model.KindBias) {
 			continue
 		}
-		f := &Tensor{Dims: t.Dims, Bits: 32}
-		n := model.NumElements(t.Dims)
-		if f.Data, err = alloc(b.d, 4*n); err == nil {
-			err = kernels.Dequantize(b.d, f.Data, t.Codes, t.Scales, t.Zeros, n, t.GroupSize, t.Bits)
-		}
+		f, err := b.dequantize(p.Name, t)
 		if err != nil {
-			f.Free(b.d)
 			FreeWeights(b.d, q, -1)
-			return nil, fmt.Errorf("gpu: dequantize %s: %w (param %d)", p.Name, err, i)
+			return nil, err
 		}
 		t.Free(b.d)
 		*p.T = f

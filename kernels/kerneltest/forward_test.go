@@ -33,14 +33,6 @@ func fwdBuf(ops model.Ops, rows, cols int, v []float32) model.Buf {
 
 func fwdData(b model.Buf) []float32 { return b.(*cpu.Buf).Data }
 
-func fwdI32Bytes(v []int32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
-	}
-	return b
-}
-
 func fwdBytesF64(b []byte) []float64 {
 	v := make([]float64, len(b)/8)
 	for i := range v {
@@ -140,7 +132,7 @@ func TestEmbed(t *testing.T) {
 			ops.Embed(want, tokens, sh.pos0, wte.ref, wpe.ref)
 			inOrders(t, fmt.Sprintf("%s+%s/T%d-pos%d", f[0], f[1], sh.T, sh.pos0), func(t *testing.T, d kernels.Device) {
 				out := Output(t, d, 4*sh.T*C)
-				tok, pos := Upload(t, d, fwdI32Bytes(tokens)), Upload(t, d, fwdI32Bytes([]int32{int32(sh.pos0)}))
+				tok, pos := Upload(t, d, model.I32Bytes(tokens)), Upload(t, d, model.I32Bytes([]int32{int32(sh.pos0)}))
 				if err := kernels.Embed(d, out, tok, pos, wte.upload(t, d), wpe.upload(t, d), sh.T, C); err != nil {
 					t.Fatal(err)
 				}
@@ -342,7 +334,7 @@ func TestAttention(t *testing.T) {
 			}
 			kp, vp := cache(kOld), cache(vOld)
 			xp := Upload(t, d, F32Bytes(qkv))
-			pos := Upload(t, d, fwdI32Bytes([]int32{int32(pos0)}))
+			pos := Upload(t, d, model.I32Bytes([]int32{int32(pos0)}))
 			out := Output(t, d, 4*T*C)
 			if err := kernels.Attention(d, out, xp, kp, vp, pos, T, C, nHead); err != nil {
 				t.Fatal(err)
@@ -406,7 +398,7 @@ func TestNLL(t *testing.T) {
 		want := make([]float64, T)
 		ops.NLL(want, fwdBuf(ops, T, V, logits), targets)
 		inOrders(t, fmt.Sprintf("T%d-V%d", T, V), func(t *testing.T, d kernels.Device) {
-			lp, tp := Upload(t, d, F32Bytes(logits)), Upload(t, d, fwdI32Bytes(targets))
+			lp, tp := Upload(t, d, F32Bytes(logits)), Upload(t, d, model.I32Bytes(targets))
 			dst := Output(t, d, 8*T)
 			if err := kernels.NLL(d, dst, lp, tp, T, V); err != nil {
 				t.Fatal(err)
@@ -430,7 +422,7 @@ func TestNLL(t *testing.T) {
 		ops := fwdOps()
 		want := make([]float64, 1)
 		ops.NLL(want, fwdBuf(ops, 1, V, logits[:V]), targets[:1])
-		lp, tp := Upload(t, d, F32Bytes(logits)), Upload(t, d, fwdI32Bytes(targets))
+		lp, tp := Upload(t, d, F32Bytes(logits)), Upload(t, d, model.I32Bytes(targets))
 		poison := make([]byte, 8*T) // 7.0, not NaN: the NaNs must be written
 		for i := range T {
 			binary.LittleEndian.PutUint64(poison[8*i:], math.Float64bits(7))
