@@ -46,7 +46,8 @@ EOF
 	exit 2
 }
 die() { echo "$0: $*" >&2; exit 2; }
-have() { command -v "$1" >/dev/null 2>&1; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh" # have, q
 
 cd "$(dirname "$0")/.."
 dry=0 build=1 bin="" hf=${HF:-auto} text=${TEXT:-}
@@ -249,18 +250,6 @@ num() {
 	if [[ "$1" =~ ^-?[0-9.]+([eE][-+]?[0-9]+)?$ ]]; then printf '%.0f' "$1"; else printf '%s' "$1"; fi
 }
 
-# q ARGS...: ARGS as a shell would need them typed, quoted only where needed.
-q() {
-	local a sep=""
-	for a in "$@"; do
-		if [[ "$a" =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-			printf '%s%s' "$sep" "$a"
-		else
-			printf "%s'%s'" "$sep" "${a//\'/\'\\\'\'}"
-		fi
-		sep=" "
-	done
-}
 # run CMD...: runs CMD, or only prints it with --dry-run.
 run() {
 	if [ "$dry" = 1 ]; then
@@ -305,15 +294,6 @@ if [ "$cuda" = 1 ]; then
 		gpu_name="unknown-gpu"
 	else
 		die "nvidia-smi cannot read GPU $gpu_index: ${smi:-}"
-	fi
-	# cuBLAS is opened with dlopen (package cuda): point it at the machine's libcublas.so.N.
-	if [ -z "${GPUQUANT_CUBLAS:-}" ]; then
-		lib=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -maxdepth 9 -name 'libcublas.so.[0-9]*' 2>/dev/null | sort -V | tail -n 1 || true)
-		if [ -n "$lib" ]; then
-			export GPUQUANT_CUBLAS=$lib
-			LD_LIBRARY_PATH=$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-			export LD_LIBRARY_PATH
-		fi
 	fi
 fi
 cpu_model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 || true)
@@ -494,10 +474,10 @@ h=(record=header gpu_name="$gpu_name" gpu_count:="$gpu_count" git_commit="$commi
 	repeat:="$repeat" fetch:="$fetch" failures:="$fail_json")
 # Unknown (empty) ones are null.
 gover=$(go version 2>/dev/null || true)
-for kv in gpu_index="$gpu_index" driver="$driver" nvcc="$nvcc_version" cpu="$cpu_model" go="$gover" hf_python="$py"; do
+for kv in driver="$driver" nvcc="$nvcc_version" cpu="$cpu_model" go="$gover" hf_python="$py"; do
 	if [ -n "${kv#*=}" ]; then h+=("$kv"); else h+=("${kv%%=*}:=null"); fi
 done
-[ -n "$gpu_index" ] && h+=(gpu_index:="$gpu_index")
+if [ -n "$gpu_index" ]; then h+=(gpu_index:="$gpu_index"); else h+=(gpu_index:=null); fi
 header=$(json_obj "${h[@]}")
 
 mkdir -p "$results"

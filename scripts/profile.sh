@@ -42,7 +42,8 @@ EOF
 	exit 2
 }
 
-have() { command -v "$1" >/dev/null 2>&1; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh" # have, q
 
 cd "$(dirname "$0")/.."
 dry=0 out="" bin="" nsys_on=1
@@ -135,16 +136,8 @@ for d in /usr/local/cuda/bin /opt/nvidia/nsight-systems/*/bin /opt/nvidia/nsight
 done
 
 # The profiled program's environment: NVTX calls forced on (gpuquant makes them only under a
-# profiler it recognises), and cuBLAS found as device-check.sh finds it.
+# profiler it recognises).
 export GPUQUANT_NVTX=1 GOTRACEBACK=all
-if [ "$dry" = 0 ] && [ -z "${GPUQUANT_CUBLAS:-}" ]; then
-	lib=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -maxdepth 9 -name 'libcublas.so.[0-9]*' 2>/dev/null | sort -V | tail -1 || true)
-	if [ -n "$lib" ]; then
-		export GPUQUANT_CUBLAS=$lib
-		LD_LIBRARY_PATH=$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-		export LD_LIBRARY_PATH
-	fi
-fi
 
 steps=()
 failed=0 profiled=0 running=""
@@ -156,18 +149,6 @@ record() { # name status detail
 	printf '==> %-28s %-12s %s\n' "$1" "$2" "$3"
 }
 
-# q ARGS...: ARGS as a shell would need them typed, quoted only where needed.
-q() {
-	local a sep=""
-	for a in "$@"; do
-		if [[ "$a" =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-			printf '%s%s' "$sep" "$a"
-		else
-			printf "%s'%s'" "$sep" "${a//\'/\'\\\'\'}"
-		fi
-		sep=" "
-	done
-}
 
 # step NAME FILE CMD...: runs CMD (timeout TIMEOUT) with stdout and stderr in FILE (stderr appended
 # to $step_err instead where that is set).
