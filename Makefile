@@ -76,8 +76,8 @@ clean:
 .PHONY: kernels kernels-check kernels-emu test-emu test-emu-asan
 NVCC      ?= nvcc
 NVCCFLAGS ?= -std=c++17
-KERNEL_CU := kernels/quant.cu kernels/gemv.cu kernels/gemm_f32.cu kernels/gemm_f16.cu kernels/gemm_int8.cu
-KERNEL_CU += kernels/norm.cu kernels/attention.cu
+KERNEL_CU := kernels/quant.cu kernels/gemv.cu kernels/gemm_f32.cu kernels/gemm_f16.cu kernels/gemm_int8.cu \
+             kernels/norm.cu kernels/attention.cu
 
 kernels: $(KERNEL_CU:.cu=.ptx)
 
@@ -96,7 +96,8 @@ kernels-check: kernels
 # kernels/emu: the harness's own checks (broken kernels caught); gpu: on-device quantization and the
 # GPU backend's forward pass against the CPU backend; cli: `run` and `bench` on --device cudaemu.
 EMU_TEST_PKGS := ./kernels/ ./kernels/emu/ ./kernels/kerneltest/ ./gpu/
-EMU_SRCS := kernels/common.cuh kernels/ptx.cuh kernels/quant.cu kernels/gemv.cu kernels/gemm_f32.cu kernels/gemm_f16.cu kernels/gemm_int8.cu kernels/norm.cu kernels/attention.cu kernels/emu/broken.cu
+# In the order of emu.SrcFiles (the hash is taken over their concatenation).
+EMU_SRCS := kernels/common.cuh kernels/ptx.cuh $(KERNEL_CU) kernels/emu/broken.cu
 kernels-emu test-emu: kernels-emu-hash
 	@mkdir -p build
 	@export CGO_CXXFLAGS="-g -O2 -DCUDAEMU_SRC_ENV=h$$(cat $(EMU_SRCS) | sha256sum | cut -c1-16)"; \
