@@ -63,52 +63,32 @@ func (m *fwdMaxErr) log(t *testing.T, kind string) {
 // ---------------------------------------------------------------------------------------------
 // Embed: bit-exact for every weight format.
 
-// fwdTable is an embedding table (rows, C) in one format: what the CPU reads and what the
-// device gets.
+// fwdTable is an embedding table (rows, C) in one format of linFormats: what the CPU reads (ref)
+// and what the device gets.
 type fwdTable struct {
-	ref   model.Tensor
-	bytes []byte
-	q     *quantize.Tensor
-	bits  int
+	f   linFormat
+	x   []float32
+	q   *quantize.Tensor
+	ref model.Tensor
 }
 
 func fwdMakeTable(t *testing.T, format string, x []float32, rows, C int) fwdTable {
-	switch format {
-	case "f32":
-		return fwdTable{ref: model.NewF32(x, rows, C), bytes: F32Bytes(x), bits: 32}
-	case "f16":
-		deq := make([]float32, len(x))
-		b := make([]byte, 2*len(x))
-		for i, v := range x {
-			h := model.Float32ToHalf(v)
-			binary.LittleEndian.PutUint16(b[2*i:], h)
-			deq[i] = model.HalfToFloat32(h)
+	for _, f := range linFormats() {
+		if f.name == format {
+			deq, q := floatWeight(t, f, x, rows, C)
+			tb := fwdTable{f: f, x: x, q: q, ref: model.NewF32(deq, rows, C)}
+			if q != nil {
+				tb.ref = q // the CPU reads rows of the codes
+			}
+			return tb
 		}
-		return fwdTable{ref: model.NewF32(deq, rows, C), bytes: b, bits: 16}
 	}
-	opts := map[string]quantize.Options{
-		"q8-absmax-channel":    {Scheme: quantize.Absmax, Bits: 8, Granularity: quantize.Granularity{Kind: quantize.PerChannel}},
-		"q8-zeropoint-tensor":  {Scheme: quantize.ZeroPoint, Bits: 8, Granularity: quantize.Granularity{Kind: quantize.PerTensor}},
-		"q4-absmax-group32":    {Scheme: quantize.Absmax, Bits: 4, Granularity: quantize.Granularity{Kind: quantize.PerGroup, Size: 32}},
-		"q4-zeropoint-channel": {Scheme: quantize.ZeroPoint, Bits: 4, Granularity: quantize.Granularity{Kind: quantize.PerChannel}},
-	}
-	opt, ok := opts[format]
-	if !ok {
-		t.Fatalf("unknown format %s", format)
-	}
-	q, err := quantize.Quantize(x, []int{rows, C}, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fwdTable{ref: q, q: q, bits: opt.Bits}
+	t.Fatalf("unknown format %s", format)
+	return fwdTable{}
 }
 
-func (f fwdTable) upload(t *testing.T, d kernels.Device) kernels.W {
-	if f.q == nil {
-		return kernels.W{Data: Upload(t, d, f.bytes), Bits: f.bits}
-	}
-	codes, scales, zeros := UploadWeights(t, d, f.q)
-	return kernels.W{Data: codes, Scales: scales, Zeros: zeros, GroupSize: f.q.GroupSize, Bits: f.q.Bits}
+func (tb fwdTable) upload(t *testing.T, d kernels.Device) kernels.W {
+	return uploadWeight(t, d, tb.f, tb.x, tb.q)
 }
 
 func TestEmbed(t *testing.T) {

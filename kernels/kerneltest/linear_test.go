@@ -69,6 +69,19 @@ func floatWeight(t TB, f linFormat, w []float32, OC, C int) (deq []float32, q *q
 	return q.Dequantize().Data, q
 }
 
+// uploadWeight puts the weight w in format f on the device (q: its codes, for quantized formats).
+func uploadWeight(t TB, d kernels.Device, f linFormat, w []float32, q *quantize.Tensor) kernels.W {
+	t.Helper()
+	switch {
+	case q != nil:
+		codes, scales, zeros := UploadWeights(t, d, q)
+		return kernels.W{Data: codes, Scales: scales, Zeros: zeros, GroupSize: q.GroupSize, Bits: q.Bits}
+	case f.bits == 16:
+		return kernels.W{Data: Upload(t, d, HalfBytes(w)), Bits: 16}
+	}
+	return kernels.W{Data: Upload(t, d, F32Bytes(w)), Bits: 32}
+}
+
 func gelu64(x float64) float64 {
 	return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
 }
@@ -96,16 +109,7 @@ func TestLinearFloatActivations(t *testing.T) {
 			}
 			for _, k := range kernelsUnderTest {
 				inOrders(t, fmt.Sprintf("%s/T%d-C%d-OC%d/%s/act%d", k.name, T, C, OC, f.name, act), func(t *testing.T, d kernels.Device) {
-					kw := kernels.W{Bits: f.bits}
-					switch {
-					case q != nil:
-						kw.Data, kw.Scales, kw.Zeros = UploadWeights(t, d, q)
-						kw.GroupSize = q.GroupSize
-					case f.bits == 16:
-						kw.Data = Upload(t, d, HalfBytes(w))
-					default:
-						kw.Data = Upload(t, d, F32Bytes(w))
-					}
+					kw := uploadWeight(t, d, f, w, q)
 					xp, bp := Upload(t, d, F32Bytes(x)), Upload(t, d, F32Bytes(b))
 					out := Output(t, d, 4*T*OC)
 					if err := k.run(d, out, xp, kw, bp, T, C, OC, act); err != nil {
