@@ -28,8 +28,12 @@ func drv(err error) error {
 	if err == nil {
 		return nil
 	}
+	var ours detailed
+	if errors.As(err, &ours) {
+		return err
+	}
 	if r, ok := codeOf(err); ok {
-		return r
+		return withDetail(r)
 	}
 	return err
 }

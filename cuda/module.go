@@ -211,26 +211,28 @@ func (d *Device) Launch(name string, grid, block kernels.Dim3, shared int, args 
 	if err != nil {
 		return err
 	}
-	slots := d.st.params.slots
+	var vals [maxArgs]uint64
+	var sizes [maxArgs]uint8
 	for i, a := range args {
 		switch v := a.(type) {
 		case int32:
-			slots[i] = uint64(uint32(v)) // the kernel reads the low 4 bytes (little-endian)
+			vals[i], sizes[i] = uint64(uint32(v)), 4
 		case uint32:
-			slots[i] = uint64(v)
+			vals[i], sizes[i] = uint64(v), 4
 		case int64:
-			slots[i] = uint64(v)
+			vals[i], sizes[i] = uint64(v), 8
 		case uint64:
-			slots[i] = v
+			vals[i], sizes[i] = v, 8
 		case float32:
-			slots[i] = uint64(math.Float32bits(v))
+			vals[i], sizes[i] = uint64(math.Float32bits(v)), 4
 		case kernels.Ptr:
-			slots[i] = uint64(v)
+			vals[i], sizes[i] = uint64(v), 8
 		default:
 			// reflect.TypeOf keeps args from escaping (fmt's %T would make callers box on the heap).
 			return fmt.Errorf("cuda: launch %s: argument %d is a %s; want int32, uint32, int64, uint64, float32 or kernels.Ptr (sizes must match the kernel's parameters)", name, i, typeName(a))
 		}
 	}
+	d.st.params.set(vals[:len(args)], sizes[:len(args)])
 	if err := launch(fn, g, b, uint32(shared), d.sh, d.st.params); err != nil {
 		hint := ""
 		switch c, _ := codeOf(err); c {

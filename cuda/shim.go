@@ -16,6 +16,7 @@ package cuda
 // Handles cross this file as uintptr; CUresult comes back as Result.
 
 /*
+#define _GNU_SOURCE // RTLD_DEFAULT
 #cgo LDFLAGS: -lcuda -ldl
 #cgo linux LDFLAGS: -L/usr/lib/x86_64-linux-gnu/stubs -L/usr/local/cuda/lib64/stubs -L/usr/local/cuda/lib64
 #cgo linux CFLAGS: -I/usr/local/cuda/include
@@ -43,6 +44,19 @@ static CUresult gq_module_function(uintptr_t *fn, uintptr_t mod, const char *nam
 	CUresult r = cuModuleGetFunction(&f, (CUmodule)mod, name);
 	*fn = (uintptr_t)f;
 	return r;
+}
+
+// gq_driver_detail is the explanation behind the driver's latest failure with code, where the
+// driver is our emulation (kernels/emu/driver: cudaemu_driver_take_detail); NULL on NVIDIA's.
+typedef const char *(*gq_detail_t)(int);
+static const char *gq_driver_detail(int code) {
+	static int looked;
+	static gq_detail_t fn;
+	if (!looked) {
+		looked = 1;
+		fn = (gq_detail_t)dlsym(RTLD_DEFAULT, "cudaemu_driver_take_detail");
+	}
+	return fn ? fn(code) : NULL;
 }
 
 static CUresult gq_launch(uintptr_t fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
@@ -156,6 +170,7 @@ static void gq_nvtx_pop(void) { nvtxRangePop(); }
 import "C"
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unsafe"
@@ -199,7 +214,24 @@ func check(r C.CUresult) error {
 	if r == C.CUDA_SUCCESS {
 		return nil
 	}
-	return Result(r)
+	return withDetail(Result(r))
+}
+
+// detailed is a driver error with the explanation the emulated driver gives (tests without a GPU).
+type detailed struct {
+	Result
+	detail string
+}
+
+func (e detailed) Error() string { return e.Result.Error() + " [emulated driver: " + e.detail + "]" }
+func (e detailed) Unwrap() error { return e.Result }
+
+// withDetail adds the driver's explanation of r, when it has one (only the emulated driver does).
+func withDetail(r Result) error {
+	if d := C.gq_driver_detail(C.int(r)); d != nil {
+		return detailed{r, C.GoString(d)}
+	}
+	return r
 }
 
 func moduleLoad(image []byte) (mod uintptr, jitLog string, err error) {
@@ -229,9 +261,13 @@ func moduleFunction(mod uintptr, name string) (uintptr, error) {
 
 // launchParams is the kernel parameter block, in C memory so that the pointer array handed to
 // cuLaunchKernel holds no Go pointers; one per device, guarded by its mutex, reused by every launch.
+// The values lie back to back, each with its own size; ptrs[i] points at value i, ptrs[n] at the
+// end of the last value and ptrs[n+1] is NULL. The driver reads exactly each parameter's size
+// through ptrs[i] and ignores what follows; the emulated driver (kernels/emu/driver) also checks
+// the sizes and the count from the pointers, so a value packed with the wrong size fails there.
 type launchParams struct {
-	slots *[maxArgs]uint64         // the values, one 8-byte slot each (a 4-byte value uses the low half)
-	ptrs  *[maxArgs]unsafe.Pointer // ptrs[i] = &slots[i]
+	vals *[maxArgs*8 + 8]byte
+	ptrs *[maxArgs + 2]unsafe.Pointer
 }
 
 // maxArgs bounds the number of kernel parameters (our kernels take far fewer; the driver's limit is
@@ -239,18 +275,30 @@ type launchParams struct {
 const maxArgs = 64
 
 func newLaunchParams() launchParams {
-	mem := C.calloc(maxArgs, 16)
-	p := launchParams{
-		slots: (*[maxArgs]uint64)(mem),
-		ptrs:  (*[maxArgs]unsafe.Pointer)(unsafe.Add(mem, maxArgs*8)),
+	mem := C.calloc(1, C.size_t(unsafe.Sizeof([maxArgs*8 + 8]byte{})+unsafe.Sizeof([maxArgs + 2]unsafe.Pointer{})))
+	return launchParams{
+		vals: (*[maxArgs*8 + 8]byte)(mem),
+		ptrs: (*[maxArgs + 2]unsafe.Pointer)(unsafe.Add(mem, maxArgs*8+8)),
 	}
-	for i := range p.ptrs {
-		p.ptrs[i] = unsafe.Pointer(&p.slots[i])
-	}
-	return p
 }
 
-func (p launchParams) free() { C.free(unsafe.Pointer(p.slots)) }
+// set packs the arguments: each value's size bytes, little-endian, as the kernel's parameters are.
+func (p launchParams) set(vals []uint64, sizes []uint8) {
+	off := 0
+	for i, v := range vals {
+		p.ptrs[i] = unsafe.Pointer(&p.vals[off])
+		if sizes[i] == 4 {
+			binary.LittleEndian.PutUint32(p.vals[off:], uint32(v))
+		} else {
+			binary.LittleEndian.PutUint64(p.vals[off:], v)
+		}
+		off += int(sizes[i])
+	}
+	p.ptrs[len(vals)] = unsafe.Pointer(&p.vals[off])
+	p.ptrs[len(vals)+1] = nil
+}
+
+func (p launchParams) free() { C.free(unsafe.Pointer(p.vals)) }
 
 func launch(fn uintptr, g, b [3]uint32, shared uint32, stream uintptr, p launchParams) error {
 	return check(C.gq_launch(C.uintptr_t(fn), C.uint(g[0]), C.uint(g[1]), C.uint(g[2]),

@@ -21,7 +21,7 @@
 //     kernel / argument signature mismatch. Exited threads count as arrived at __syncthreads.
 //   - Atomics (atomicAdd/Sub/Min/Max/Exch/CAS on 32-bit ints, atomicAdd on float), the float
 //     intrinsics with explicit rounding (__fmul_rn, __fadd_rn, __fsub_rn, __fdiv_rn, __frcp_rn),
-//     __float2int_rn, __float_as_int, __int_as_float, __ldg, rintf (IEEE, round half to even).
+//     __float2int_rn, __float_as_int, __int_as_float, __ldg, rintf (IEEE, round half to even), __trap.
 //
 // What it cannot tell you: speed; launch limits (registers, shared memory size: ptxas -v says);
 // the GPU memory model (it is not a race detector: fibers never interleave between sync points,
@@ -661,6 +661,9 @@ inline unsigned cudaemu_mask_or_full(unsigned m = 0xffffffffu) { return m; }
 // ---------------------------------------------------------------------------------------------
 // Math and bit intrinsics (IEEE single precision, round to nearest even; g++ without -ffast-math
 // and without -mfma does not contract a*b+c, so these match the _rn intrinsics exactly).
+
+// __trap aborts the kernel; a driver reports it as a launch failure.
+[[noreturn]] inline void __trap() { cudaemu::kernel_error("trap: __trap() called"); }
 
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }

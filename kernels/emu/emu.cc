@@ -3,92 +3,24 @@
 // emu.cc — the CPU emulator of gpuquant's CUDA kernels: the .cu files compiled unchanged as C++
 // with cudaemu.h, a registry of kernels by name with their argument signatures, and the C entry
 // points emu.go calls (emu.h). Built only with the cudaemu build tag.
-#include "cudaemu.h"
-
-#include <functional>
-#include <tuple>
-
-#include "../ptx.cuh"
-#include "../quant.cu"
-#include "../gemv.cu"
-#include "../gemm_f32.cu"
-#include "../gemm_f16.cu"
-#include "../gemm_int8.cu"
-#include "../norm.cu"
-#include "../attention.cu"
-#include "broken.cu"
 #include "emu.h"
+#include "registry.h"
 
 namespace {
 
-template <class T>
-struct Code;
-template <>
-struct Code<int> {
-  static constexpr char c = 'i';
-};
-template <>
-struct Code<unsigned> {
-  static constexpr char c = 'u';
-};
-template <>
-struct Code<long long> {
-  static constexpr char c = 'l';
-};
-template <>
-struct Code<float> {
-  static constexpr char c = 'f';
-};
-template <class T>
-struct Code<T*> {
-  static constexpr char c = 'p';
-};
+using cudaemu::Kernel;
+using cudaemu::size_of;
 
-struct Kernel {
-  const char* name;
-  std::string sig;
-  std::function<std::string(dim3, dim3, const unsigned char*)> run;
-};
-
-template <class... A>
-Kernel entry(const char* name, void (*fn)(A...)) {
-  Kernel k;
-  k.name = name;
-  k.sig = std::string{Code<A>::c...};
-  k.run = [fn](dim3 g, dim3 b, const unsigned char* buf) {
-    std::tuple<A...> args;
-    size_t off = 0;
-    std::apply([&](auto&... a) { ((memcpy(&a, buf + off, sizeof a), off += sizeof a), ...); }, args);
-    struct Ctx {
-      void (*f)(A...);
-      std::tuple<A...>* t;
-    } ctx{fn, &args};
-    return cudaemu::launch(g, b, [](void* p) { auto* c = static_cast<Ctx*>(p); std::apply(c->f, *c->t); }, &ctx);
-  };
-  return k;
-}
-
-#define K(fn) entry(#fn, &fn)
 const std::vector<Kernel>& kernels() {
-  static const std::vector<Kernel> ks = {
-      K(quant_minmax_init), K(quant_minmax), K(quant_params), K(quant_encode), K(dequant),
-      K(quant_act_rows), K(gemv), K(gemm_f32), K(gemm_f16), K(gemm_w8a8),
-      K(embed), K(layernorm), K(add_layernorm), K(add), K(gelu), K(nll), K(attention),
-      // test-only
-      K(broken_quant_act_rows_nosync), K(broken_gemm_w8a8_swapfrag), K(broken_dequant_offbyone),
-      K(broken_deadlock), K(broken_divergent_barrier), K(broken_shared_oob),
-  };
+  static const std::vector<Kernel> ks = cudaemu::kernels();
   return ks;
 }
-#undef K
 
 char* dup(const std::string& s) {
   char* p = static_cast<char*>(malloc(s.size() + 1));
   memcpy(p, s.c_str(), s.size() + 1);
   return p;
 }
-
-size_t size_of(char c) { return c == 'p' || c == 'l' ? 8 : 4; }
 
 }  // namespace
 
