@@ -10,6 +10,7 @@ import (
 
 	"gorgonia.org/cu"
 
+	_ "github.com/gpuquant/gpuquant/cuda/initcheck" // our message, before gorgonia.org/cu's init exits
 	"github.com/gpuquant/gpuquant/kernels"
 )
 

@@ -18,6 +18,11 @@ package kerneltest
 // (3072, 768) c_fc, (768, 3072) mlp c_proj of 124M, and (6400, 1600), (1600, 6400) the MLP of XL.
 // Each benchmark first checks its kernel's output (against cuBLAS, or a float64 reference, or
 // package quantize), so that a fast wrong kernel cannot report a number.
+//
+// With -test.short (scripts/device-check.sh --emulated: the emulated driver on a CPU, where the
+// numbers mean nothing and only the code paths are exercised) each benchmark takes one small
+// shape (M 64, N 256, K 256), a 16 MiB copy, a 1 MiB lead that never grows and the tiny preset's
+// matrices instead of GPT-2 XL's, so that it finishes in seconds; names and metrics stay the same.
 
 import (
 	"encoding/binary"
@@ -38,16 +43,25 @@ import (
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
-// gptShapes are the (N, K) = (OC, C) of the benchmarks.
-var gptShapes = []struct{ N, K int }{{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}, {6400, 1600}, {1600, 6400}}
+type shape struct{ N, K int }
 
-// gemmTokens are the M of the GEMM benchmarks.
-var gemmTokens = []int{512, 2048, 8192}
+// benchShapes are the (N, K) = (OC, C) of the benchmarks.
+func benchShapes() []shape {
+	if testing.Short() {
+		return []shape{{256, 256}}
+	}
+	return []shape{{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}, {6400, 1600}, {1600, 6400}}
+}
 
-const (
-	benchSets = 3       // distinct random input sets per benchmark
-	leadMax   = 2 << 30 // bytes of the lead buffer (devTimer)
-)
+// benchTokens are the M of the GEMM benchmarks.
+func benchTokens() []int {
+	if testing.Short() {
+		return []int{64}
+	}
+	return []int{512, 2048, 8192}
+}
+
+const benchSets = 3 // distinct random input sets per benchmark
 
 // devTimer times work queued on the device's stream with events. Before each timed region it
 // queues a memset of a scratch buffer (the lead), so that the host has queued the region's
@@ -58,13 +72,18 @@ type devTimer struct {
 	d         *cuda.Device
 	lead      kernels.Ptr
 	leadBytes int
+	leadMax   int // bytes of the lead buffer
 	ev        [3]*cuda.Event
 	starved   int // regions still queued slower than the longest lead ran (reported in the log)
 }
 
 func newTimer(b *testing.B, d *cuda.Device) *devTimer {
 	b.Helper()
-	tm := &devTimer{d: d, lead: balloc(b, d, leadMax), leadBytes: 256 << 20}
+	tm := &devTimer{d: d, leadBytes: 256 << 20, leadMax: 2 << 30}
+	if testing.Short() {
+		tm.leadBytes, tm.leadMax = 1<<20, 1<<20
+	}
+	tm.lead = balloc(b, d, tm.leadMax)
 	for i := range tm.ev {
 		e, err := d.NewEvent()
 		if err != nil {
@@ -115,7 +134,7 @@ func (tm *devTimer) perCall(reps int, fn func(i int) error) (time.Duration, erro
 		if queued <= lead {
 			return body / time.Duration(reps), nil
 		}
-		if tm.leadBytes*2 > leadMax {
+		if tm.leadBytes*2 > tm.leadMax {
 			tm.starved++
 			return body / time.Duration(reps), nil
 		}
@@ -205,12 +224,16 @@ var copyBW struct {
 	err  error
 }
 
-// copyGBps is the device-to-device copy bandwidth of this run: cuMemcpyDtoD of 1 GiB, median of
-// 5, counted as bytes read + written (2 GiB per copy), the most a streaming kernel can move.
+// copyGBps is the device-to-device copy bandwidth of this run: cuMemcpyDtoD of 1 GiB (16 MiB
+// with -test.short), median of 5, counted as bytes read + written (twice the size per copy), the
+// most a streaming kernel can move.
 func copyGBps(b *testing.B, d *cuda.Device, tm *devTimer) float64 {
 	b.Helper()
 	copyBW.once.Do(func() {
-		const n = 1 << 30
+		n := 1 << 30
+		if testing.Short() {
+			n = 16 << 20
+		}
 		src, err := d.Alloc(n)
 		if err != nil {
 			copyBW.err = err
@@ -236,7 +259,7 @@ func copyGBps(b *testing.B, d *cuda.Device, tm *devTimer) float64 {
 			}
 			ts = append(ts, dt)
 		}
-		copyBW.gbps = 2 * n / median(ts[1:]).Seconds() / 1e9
+		copyBW.gbps = 2 * float64(n) / median(ts[1:]).Seconds() / 1e9
 	})
 	if copyBW.err != nil {
 		b.Fatal(copyBW.err)
@@ -256,8 +279,8 @@ func BenchmarkCopyDevice(b *testing.B) {
 // W8A8 GEMM vs cuBLAS int8.
 
 func BenchmarkGemmW8A8(b *testing.B) {
-	for _, M := range gemmTokens {
-		for _, s := range gptShapes {
+	for _, M := range benchTokens() {
+		for _, s := range benchShapes() {
 			b.Run(fmt.Sprintf("M%d_N%d_K%d", M, s.N, s.K), func(b *testing.B) { benchGemm(b, M, s.N, s.K) })
 		}
 	}
@@ -344,7 +367,7 @@ func benchGemm(b *testing.B, M, N, K int) {
 // Weight-only GEMV at batch 1 vs copy bandwidth.
 
 func BenchmarkGemvWeightOnly(b *testing.B) {
-	for _, s := range gptShapes {
+	for _, s := range benchShapes() {
 		b.Run(fmt.Sprintf("N%d_K%d", s.N, s.K), func(b *testing.B) { benchGemv(b, s.N, s.K) })
 	}
 }
@@ -427,8 +450,9 @@ func benchGemv(b *testing.B, N, K int) {
 // Quantizing a GPT-2 XL-shaped model on the device.
 
 // BenchmarkQuantizeXL quantizes every matrix of a GPT-2 XL-shaped model (scope "weights": wte,
-// wpe and the 4 × 48 block projections, 1.56 G values) whose float32 weights are already on the
-// device: random values, each tensor a window of one shared random buffer at its own offset.
+// wpe and the 4 × 48 block projections, 1.56 G values; the tiny preset's with -test.short) whose
+// float32 weights are already on the device: random values, each tensor a window of one shared
+// random buffer at its own offset.
 //
 //	ms          device time of kernels.Quantize over all tensors, queued back to back
 //	GB/s        the least traffic that takes (float32 read once, codes, scales and zeros written)
@@ -477,7 +501,11 @@ func benchQuantizeXL(b *testing.B, opt quantize.Options) {
 	}
 	var jobs []job
 	largest, total := 0, 0
-	for _, p := range shapeWeights(model.Presets["gpt2-xl"]).Params() {
+	preset := "gpt2-xl"
+	if testing.Short() {
+		preset = "tiny"
+	}
+	for _, p := range shapeWeights(model.Presets[preset]).Params() {
 		dims := (*p.T).Shape()
 		if !quantize.InScope(opt.Scope, p.Kind, dims) {
 			continue

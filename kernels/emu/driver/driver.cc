@@ -1055,31 +1055,31 @@ CUresult cuMemFreeHost(void* p) {
   return CUDA_SUCCESS;
 }
 
-#define ASYNC_COPY(fn, DST, SRC, ddev, sdev)                                            \
+#define ASYNC_COPY(name, fn, DST, SRC, ddev, sdev)                                            \
   CUresult fn {                                                                           \
     LOCK;                                                                                 \
     CUctx_st* c;                                                                          \
-    TRY(current(&c, #fn));                                                                \
+    TRY(current(&c, name));                                                                \
     CUstream s;                                                                           \
-    TRY(stream_of(c, hStream, &s, #fn));                                                  \
-    return copy_op(s, uintptr_t(DST), uintptr_t(SRC), ByteCount, ddev, sdev, #fn);        \
+    TRY(stream_of(c, hStream, &s, name));                                                  \
+    return copy_op(s, uintptr_t(DST), uintptr_t(SRC), ByteCount, ddev, sdev, name);        \
   }
-#define SYNC_COPY(fn, DST, SRC, ddev, sdev)                                             \
+#define SYNC_COPY(name, fn, DST, SRC, ddev, sdev)                                             \
   CUresult fn {                                                                           \
     LOCK;                                                                                 \
     CUctx_st* c;                                                                          \
-    TRY(current(&c, #fn));                                                                \
-    TRY(unsafe_during_capture(c, #fn));                                                   \
-    TRY(copy_op(&c->legacy, uintptr_t(DST), uintptr_t(SRC), ByteCount, ddev, sdev, #fn)); \
+    TRY(current(&c, name));                                                                \
+    TRY(unsafe_during_capture(c, name));                                                   \
+    TRY(copy_op(&c->legacy, uintptr_t(DST), uintptr_t(SRC), ByteCount, ddev, sdev, name)); \
     return flush(c);                                                                      \
   }
 
-ASYNC_COPY(cuMemcpyHtoDAsync(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount, CUstream hStream), dstDevice, srcHost, true, false)
-ASYNC_COPY(cuMemcpyDtoHAsync(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream), dstHost, srcDevice, false, true)
-ASYNC_COPY(cuMemcpyDtoDAsync(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream), dstDevice, srcDevice, true, true)
-SYNC_COPY(cuMemcpyHtoD(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount), dstDevice, srcHost, true, false)
-SYNC_COPY(cuMemcpyDtoH(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount), dstHost, srcDevice, false, true)
-SYNC_COPY(cuMemcpyDtoD(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount), dstDevice, srcDevice, true, true)
+ASYNC_COPY("cuMemcpyHtoDAsync", cuMemcpyHtoDAsync(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount, CUstream hStream), dstDevice, srcHost, true, false)
+ASYNC_COPY("cuMemcpyDtoHAsync", cuMemcpyDtoHAsync(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream), dstHost, srcDevice, false, true)
+ASYNC_COPY("cuMemcpyDtoDAsync", cuMemcpyDtoDAsync(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream), dstDevice, srcDevice, true, true)
+SYNC_COPY("cuMemcpyHtoD", cuMemcpyHtoD(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount), dstDevice, srcHost, true, false)
+SYNC_COPY("cuMemcpyDtoH", cuMemcpyDtoH(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount), dstHost, srcDevice, false, true)
+SYNC_COPY("cuMemcpyDtoD", cuMemcpyDtoD(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount), dstDevice, srcDevice, true, true)
 
 namespace {
 CUresult memset_call(CUstream hStream, bool sync, CUdeviceptr dst, unsigned value, int elem, size_t n, const char* call) {
