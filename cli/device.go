@@ -10,6 +10,7 @@ import (
 	"github.com/gpuquant/gpuquant/cuda"
 	"github.com/gpuquant/gpuquant/gpu"
 	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
 // openBackend returns the backend of --device, "cpu" or "cuda:N", with the --kernel options.
@@ -66,4 +67,37 @@ func deviceFields(o model.Ops, w *model.Weights, out map[string]any) {
 		out["device_in_use_bytes"], out["device_peak_bytes"], out["device_cached_bytes"] = m.InUse, m.Peak, m.Cached
 		out["device_driver_used_bytes"], out["device_total_bytes"] = m.Total-m.DriverFree, m.Total
 	}
+}
+
+// deviceFlag is --device for the commands that quantize without running the model.
+var deviceFlag = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "where to quantize: cpu or cuda:N (our kernels, codes bit-identical to the CPU's)"}
+
+// quantizeOn quantizes src with opt on --device and returns host weights: on the CPU with
+// quantize.QuantizeWeights, on a GPU by uploading src once and quantizing it there with our kernels.
+func quantizeOn(c *ucli.Context, src *model.Weights, opt quantize.Options) (*model.Weights, error) {
+	if c.String("device") == "cpu" {
+		return quantize.QuantizeWeights(src, opt)
+	}
+	if opt.Scope == quantize.ScopeAll {
+		// The device path keeps norms and biases float32 (dequantized), not as codes.
+		return nil, fmt.Errorf("--scope all quantizes norms and biases on the CPU only: use --device cpu")
+	}
+	o, err := openBackend(c)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBackend(o)
+	g, ok := o.(*gpu.Backend)
+	if !ok {
+		return nil, fmt.Errorf("--device %s quantizes on the CPU: use --device cpu", c.String("device"))
+	}
+	w, err := g.Upload(src)
+	if err != nil {
+		return nil, err
+	}
+	q, err := g.QuantizeOnDevice(w, opt)
+	if err != nil {
+		return nil, err
+	}
+	return g.HostWeights(q, src)
 }

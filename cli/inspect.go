@@ -16,6 +16,7 @@ func inspectCommand() *ucli.Command {
 	flags := append([]ucli.Flag{
 		&ucli.StringFlag{Name: "model", Required: true},
 		&ucli.BoolFlag{Name: "json"},
+		deviceFlag,
 	}, schemeFlags()...)
 	return &ucli.Command{
 		Name:  "inspect",
@@ -77,7 +78,7 @@ func inspectQuant(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := quantize.QuantizeWeights(src, *opt)
+	q, err := quantizeOn(c, src, *opt)
 	if err != nil {
 		return err
 	}

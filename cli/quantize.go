@@ -15,6 +15,7 @@ func quantizeCommand() *ucli.Command {
 		&ucli.StringFlag{Name: "model", Required: true, Usage: "original Hugging Face GPT-2 folder"},
 		&ucli.StringFlag{Name: "out", Required: true, Usage: "folder to write (never the source; refuses to replace one without --force)"},
 		&ucli.BoolFlag{Name: "force", Usage: "replace an existing --out folder once the new one is complete"},
+		deviceFlag,
 	}, schemeFlags()...)
 	return &ucli.Command{
 		Name:  "quantize",
@@ -37,7 +38,7 @@ func quantizeCommand() *ucli.Command {
 				return fmt.Errorf("%s is already quantized (%s): quantize the original checkpoint", c.String("model"), fileQuant)
 			}
 			start := time.Now()
-			q, err := quantize.QuantizeWeights(src, *opt)
+			q, err := quantizeOn(c, src, *opt)
 			if err != nil {
 				return err
 			}
