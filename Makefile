@@ -15,6 +15,7 @@ vet:
 test: vet
 	$(GO) test ./...
 	$(MAKE) --no-print-directory test-emu
+	$(MAKE) --no-print-directory test-cuda-emu
 
 # CPU benchmarks on the synthetic GPT-2 124M shape (writes $(MODELS)/synth-gpt2 once).
 bench: build
@@ -144,6 +145,28 @@ $(DRIVER_DIR)/unsupported.cc: $(DRIVER_DIR)/driver.o
 
 $(DRIVER_DIR)/libcuda.so.1: $(DRIVER_DIR)/driver.o $(DRIVER_DIR)/unsupported.cc
 	$(CXX) -shared -fPIC -Wl,-soname,libcuda.so.1 -Wl,--no-undefined -o $@ $^ -lpthread
+
+# The cuda-tagged binaries on the emulated driver: the test binaries `make device-bundle` packs
+# (-test.short: GPT-2 XL sizes are minutes on the CPU), gpuquant-cuda's commands against the CPU
+# (cli), the statement coverage of package cuda, and scripts/device-check.sh --emulated from the
+# same bundle, ending with its summary table. Needs the CUDA toolkit's cuda.h and stub libcuda
+# (as `make cuda` does); log in build/test-cuda-emu.log.
+EMU_BUNDLE := build/emu-bundle
+test-cuda-emu: cudaemu-driver
+	@$(MAKE) --no-print-directory device-bundle BUNDLE=$(EMU_BUNDLE) > build/test-cuda-emu.log 2>&1 || { tail -20 build/test-cuda-emu.log; exit 1; }
+	@export LD_LIBRARY_PATH=$(CURDIR)/$(DRIVER_DIR) LD_BIND_NOW=1; rc=0; log=$(CURDIR)/build/test-cuda-emu.log; \
+	  for t in cuda kernels kerneltest gpu; do \
+	    if (cd $(EMU_BUNDLE) && ./$$t.test -test.short -test.v -test.timeout 300s) >> $$log 2>&1; then echo "ok   $$t.test on the emulated driver"; \
+	    else echo "FAIL $$t.test on the emulated driver"; rc=1; fi; \
+	  done; \
+	  grep -h '^gpu kernels:' $$log; \
+	  GPUQUANT_CUDA_BIN=$(CURDIR)/$(EMU_BUNDLE)/gpuquant $(GO) test -count=1 -v -run '^TestCUDABinary' ./cli/ >> $$log 2>&1 \
+	    && echo "ok   gpuquant-cuda commands vs the CPU (cli)" || { echo "FAIL gpuquant-cuda commands vs the CPU (cli)"; rc=1; }; \
+	  $(GO) test -tags cuda -count=1 -short -cover ./cuda/ 2>&1 | tee -a $$log | grep -E '^(ok|FAIL|---)' || rc=1; \
+	  OUT=$(CURDIR)/build/device-check-emu $(EMU_BUNDLE)/device-check.sh --emulated >> $$log 2>&1 \
+	    && echo "ok   device-check.sh --emulated" || { echo "FAIL device-check.sh --emulated"; rc=1; }; \
+	  sed -n '/^| step/,$$p' build/device-check-emu/summary.md 2>/dev/null | head -60; \
+	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|panic|FAIL rc' $$log | head -80; fi; exit $$rc
 
 # The same harness under AddressSanitizer + UBSan: one worker thread, __shared__ as plain statics and
 # guard zones poisoned, so out-of-bounds global and shared accesses stop the run (-short skips the
