@@ -218,3 +218,36 @@ func TestNoCurrentContext(t *testing.T) {
 		t.Errorf("cuMemAlloc with no current context: %v, want CUDA_ERROR_INVALID_CONTEXT", drv(err))
 	}
 }
+
+// TestCaptureRules: in the relaxed capture mode we use, an allocation during a capture is
+// allowed, and a synchronization of the capturing stream is refused and invalidates the capture
+// (package cuda refuses it before the driver does; here the driver is asked directly).
+func TestCaptureRules(t *testing.T) {
+	d := openWithTestKernels(t)
+	var inside error
+	g, err := d.Capture(func() error {
+		p, err := d.Alloc(1 << 20)
+		if err != nil {
+			return fmt.Errorf("Alloc while capturing (relaxed mode): %w", err)
+		}
+		d.Free(p)
+		if err := d.enter(); err != nil {
+			return err
+		}
+		inside = drv(d.stream.Synchronize())
+		d.leave()
+		return nil
+	})
+	if g != nil {
+		g.Close()
+	}
+	if !isCode(inside, Result(900)) { // CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+		t.Errorf("cuStreamSynchronize of the capturing stream: %v, want CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", inside)
+	}
+	if !isCode(err, Result(901)) || !strings.Contains(err.Error(), "end capture") { // CUDA_ERROR_STREAM_CAPTURE_INVALIDATED
+		t.Errorf("end of the invalidated capture: %v, want CUDA_ERROR_STREAM_CAPTURE_INVALIDATED", err)
+	}
+	if err := d.Sync(); err != nil { // an invalidated capture is no fault: the device goes on
+		t.Fatal(err)
+	}
+}
