@@ -163,8 +163,9 @@ test-cuda-emu: cudaemu-driver
 	  GPUQUANT_CUDA_BIN=$(CURDIR)/$(EMU_BUNDLE)/gpuquant $(GO) test -count=1 -v -run '^TestCUDABinary' ./cli/ >> $$log 2>&1 \
 	    && echo "ok   gpuquant-cuda commands vs the CPU (cli)" || { echo "FAIL gpuquant-cuda commands vs the CPU (cli)"; rc=1; }; \
 	  $(GO) test -tags cuda -count=1 -short -cover ./cuda/ 2>&1 | tee -a $$log | grep -E '^(ok|FAIL|---)' || rc=1; \
-	  OUT=$(CURDIR)/build/device-check-emu $(EMU_BUNDLE)/device-check.sh --emulated >> $$log 2>&1 \
-	    && echo "ok   device-check.sh --emulated" || { echo "FAIL device-check.sh --emulated"; rc=1; }; \
+	  rm -rf build/device-check-emu; mkdir -p build/device-check-emu; \
+	  OUT=$(CURDIR)/build/device-check-emu $(EMU_BUNDLE)/device-check.sh --emulated > build/device-check-emu/console.log 2>&1 \
+	    && echo "ok   device-check.sh --emulated" || { echo "FAIL device-check.sh --emulated, its last lines:"; tail -40 build/device-check-emu/console.log; rc=1; }; \
 	  sed -n '/^| step/,$$p' build/device-check-emu/summary.md 2>/dev/null | head -60; \
 	  if [ $$rc != 0 ]; then grep -B3 -A8 -E -- '--- FAIL|panic|FAIL rc' $$log | head -80; fi; exit $$rc
 

@@ -1,43 +1,77 @@
 #!/usr/bin/env bash
-# device-check.sh [--dry-run]
+# device-check.sh [--dry-run] [--phase 1|2] [--emulated]
 #
 # Runs gpuquant's GPU checks on a machine with an NVIDIA GPU, from the folder that
 # `make device-bundle` builds (device-bundle/: the cuda-tagged *.test binaries, a cuda-tagged
-# `gpuquant`, and this script). No Go is needed there. Steps:
-#   1. nvidia-smi: the card, driver, memory, clocks;
-#   2. every *.test binary with -test.v (kerneltest.test: every kernel against its CPU twin,
-#      GPT-2 XL sizes included)                                → $OUT/tests.log
-#   3. the microbenchmarks: kerneltest.test's (W8A8 GEMM vs cuBLAS int8, int8 GEMV vs copy
-#      bandwidth, GPT-2 XL quantization; -test.benchtime 5x), then every other binary's (1s)
-#                                                              → $OUT/bench.log
-#   4. end to end: `gpuquant synth` GPT-2 124M and 1.5B (XL), `gpuquant bench --device cuda:0
-#      --json` per scheme (fp32, fp16, int8, int4; decode 128+128 and 1024-token prefill, W8A8 too),
-#      hf_baseline.py (Hugging Face transformers on this machine's PyTorch, fp32 and fp16), and
-#      `gpuquant run --device cuda:0` on 124M          → $OUT/gpuquant.log, $OUT/gpuquant.jsonl
-#                                                        (one JSON object a line)
-#   5. compute-sanitizer (memcheck) on short subsets   → $OUT/sanitizer.log
-# It never stops early: each step gets a timeout and a status (ok, FAIL rc=N, timeout, missing,
-# skipped), and a SUMMARY TABLE is printed last and written to $OUT/summary.md: one row a step, then
-# the key numbers of the microbenchmarks (W8A8 TOPS as % of cuBLAS at M ≥ 2048, target ≥ 70%; GEMV
-# GB/s as % of copy bandwidth at the XL shapes, target ≥ 75%; XL quantization ms) and of the end-to-end
-# targets (124M int8 decode, XL int8 decode vs roofline and fp16, XL W8A8 prefill vs fp16 and HF, XL
-# int8 device weights; status "met" or "below"), then every microbenchmark's metrics. The exit status is 1 if any step failed or timed
-# out, else 0 (a target not met is reported, not failed).
+# `gpuquant`, and this script). No Go is needed there. GPUs are lent for one ≤10-minute call with
+# nothing to spare, so the steps run in the order of their value, and --phase splits them into two
+# calls of about 540 s each (DEADLINE):
 #
-# The lent GPU machine returns at most 8 files from $OUT: tests.log, bench.log, sanitizer.log,
-# gpuquant.log, gpuquant.jsonl and summary.md.
-# DEADLINE (seconds, default 540) bounds the whole run: a step gets at most the time left, and is
-# skipped when under 20 s are left. --dry-run prints what would run and checks the bundle layout.
+#   step                                      phase  expected s (H100)  timeout s
+#   layout, nvidia-smi                        1, 2        2                 -
+#   test kerneltest (every kernel vs its CPU
+#     twin, GPT-2 XL sizes), gpu, cuda, kernels  1       60, 40, 15, 2     150 each
+#   compute-sanitizer memcheck, -short subsets   1       60, 40, 20        120 each
+#   124M end to end: synth, 6 bench cases,
+#     HF baseline (fp32, fp16), run              1       15, 6x10, 60, 30  90/90/240/120
+#   microbenchmarks: kerneltest's (5x), others   2       60, 20            240, 90
+#   XL end to end: synth, 9 bench cases,
+#     HF baseline (fp16)                         2       60, 9x20, 90      180/120/240
+#   phase 1 ≈ 420 s, phase 2 ≈ 410 s; without --phase both run (the deadline cuts XL first).
+#
+# Outputs in $OUT: tests.log (the test binaries, -test.v), sanitizer.log, bench.log
+# (microbenchmarks), gpuquant.log and gpuquant.jsonl (end to end, one JSON object a line), and
+# summary.md. It never stops early: each step gets a timeout and a status (ok, FAIL rc=N, timeout,
+# missing, skipped), and a SUMMARY TABLE is printed last and written to $OUT/summary.md: one row a
+# step, then the key numbers of the microbenchmarks (W8A8 TOPS as % of cuBLAS at M ≥ 2048, target
+# ≥ 70%; GEMV GB/s as % of copy bandwidth at the XL shapes, target ≥ 75%; XL quantization ms) and of
+# the end-to-end targets (124M int8 decode, XL int8 decode vs roofline and fp16, XL W8A8 prefill vs
+# fp16 and HF, XL int8 device weights; status "met", "below", or "phase 2" where the other phase
+# measures it), then every microbenchmark's metrics. The exit status is 1 if any step failed or
+# timed out, else 0 (a target not met is reported, not failed).
+#
+# --emulated runs the same steps on a machine without a GPU, on our emulated CUDA driver
+# (kernels/emu/driver; the caller sets LD_LIBRARY_PATH, as `make test-cuda-emu` does): models are
+# `synth --preset tiny` with a few small bench cases (PRESETS overrides the sizes: "gpt2 gpt2-xl"
+# by default on a GPU, "tiny" emulated), the test binaries and microbenchmarks run with
+# -test.short (and benchmarks 1x), and every target row reads "emulated: not judged" (the numbers
+# measure the emulator). DEADLINE (seconds, default 540) bounds the whole run: a step gets at most
+# the time left, and is skipped when under 20 s are left. --dry-run prints what would run and
+# checks the bundle layout. python3 is needed only for the key rows and HF baseline.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here" || exit 2
-dry=0
-case "${1:-}" in
---dry-run) dry=1 ;;
-"") ;;
-*) echo "usage: $0 [--dry-run]" >&2; exit 2 ;;
+dry=0 phase=all emulated=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--dry-run) dry=1 ;;
+	--emulated) emulated=1 ;;
+	--phase)
+		phase=${2:-}
+		shift
+		;;
+	*) phase=bad ;;
+	esac
+	shift
+done
+case $phase in
+1 | 2 | all) ;;
+*) echo "usage: $0 [--dry-run] [--phase 1|2] [--emulated]" >&2; exit 2 ;;
 esac
+# in_phase N: whether this run does phase N's steps.
+in_phase() { [ "$phase" = all ] || [ "$phase" = "$1" ]; }
+if [ "$emulated" = 1 ]; then
+	PRESETS=${PRESETS:-tiny}
+	SHORT=(-test.short)
+	BENCHTIME=1x
+else
+	PRESETS=${PRESETS:-gpt2 gpt2-xl}
+	SHORT=()
+	BENCHTIME=
+fi
+have_python=0
+command -v python3 >/dev/null && have_python=1
 
 OUT=${OUT:-$here/device-out}
 mkdir -p "$OUT"
@@ -49,9 +83,12 @@ failed=0
 elapsed() { echo $(($(date +%s) - start_all)); }
 
 record() { # name status seconds key
-	names+=("$1") statuses+=("$2") secs+=("$3") keys+=("$4")
+	local st=$2
+	# Targets measured on the emulator say nothing about a GPU.
+	if [ "$emulated" = 1 ] && [[ $1 == key:* ]]; then st="emulated: not judged"; fi
+	names+=("$1") statuses+=("$st") secs+=("$3") keys+=("$4")
 	case "$2" in FAIL* | timeout) failed=1 ;; esac
-	printf '==> %-36s %-12s %5ss  %s\n' "$1" "$2" "$3" "$4"
+	printf '==> %-36s %-12s %5ss  %s\n' "$1" "$st" "$3" "$4"
 }
 
 # step NAME TIMEOUT LOG KEYFUNC CMD...: runs CMD with a timeout, appending its output to LOG.
@@ -152,10 +189,10 @@ e2e_keys() {
 	[ -s "$OUT/gpuquant.jsonl" ] || { record "key: end-to-end targets" missing 0 "no gpuquant.jsonl"; return; }
 	while IFS='|' read -r name st key; do
 		record "$name" "$st" 0 "$key"
-	done < <(python3 - "$OUT/gpuquant.jsonl" "${copy:-0}" <<'PY'
+	done < <(python3 - "$OUT/gpuquant.jsonl" "${copy:-0}" "$phase" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-copy_gbps = float(sys.argv[2])
+copy_gbps, phase = float(sys.argv[2]), sys.argv[3]
 def ours(preset, phase, case):
     for r in rows:
         if r.get("engine") == "gpuquant" and (r.get("preset"), r.get("phase"), r.get("case")) == (preset, phase, case):
@@ -167,6 +204,8 @@ def hf(preset, dtype):
 def out(name, ok, text, have_all=True):
     # "incomplete": what was measured meets its targets, but a comparison is missing.
     st = "missing" if ok is None else ("below" if not ok else ("met" if have_all else "incomplete"))
+    if ok is None and (phase, "XL" in name) in (("1", True), ("2", False)):
+        st = "phase %s" % ("2" if phase == "1" else "1")  # the other call measures it
     print("%s|%s|%s" % (name, st, text))
 def val(r, k):
     return None if r is None else r.get(k)
@@ -214,8 +253,9 @@ perf_table() {
 		for (i = 3; i < NF; i += 2) if ($(i + 1) != "ns/op" && $(i + 1) != "B/op" && $(i + 1) != "allocs/op") m = m sprintf("%s %s, ", $i, $(i + 1))
 		sub(/, $/, "", m); printf "| %s | %s |\n", n, m }' "$OUT/bench.log"
 }
-key_json() { # prefill and decode tokens/s of the bench step's JSON ($tmp/last.json)
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("prefill %.0f tok/s, decode %.1f tok/s, weights %.0f MB" % (r["prefill_tokens_per_s"], r.get("decode_tokens_per_s") or 0, r["model_bytes"] / 1e6))' "$tmp/last.json"
+key_json() { # prefill and decode tokens/s of the bench step's JSON ($tmp/last.json), without python
+	awk '{ gsub(/[ ",]/, ""); split($0, kv, ":"); v[kv[1]] = kv[2] }
+		END { printf "prefill %.0f tok/s, decode %.1f tok/s, weights %.0f MB", v["prefill_tokens_per_s"], v["decode_tokens_per_s"], v["model_bytes"] / 1e6 }' "$tmp/last.json"
 }
 key_hf() { # the baseline's decode and prefill tokens/s per dtype
 	python3 -c 'import json,sys; print(", ".join("%s decode %.0f prefill %.0f tok/s" % (r["dtype"], r["decode_tokens_per_s"], r["prefill_tokens_per_s"]) for r in map(json.loads, filter(lambda l: l.startswith("{"), open(sys.argv[1])))))' "$tmp/last.json"
@@ -225,7 +265,8 @@ key_hf() { # the baseline's decode and prefill tokens/s per dtype
 for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do
 	[ -d "$d" ] && PATH=$PATH:$d
 done
-if [ "$dry" = 0 ] && [ -z "${GPUQUANT_CUBLAS:-}" ]; then
+# Not emulated: the emulated driver must stay first on LD_LIBRARY_PATH (cuBLAS needs NVIDIA's).
+if [ "$dry" = 0 ] && [ "$emulated" = 0 ] && [ -z "${GPUQUANT_CUBLAS:-}" ]; then
 	# cuBLAS is opened with dlopen (package cuda); point it at the machine's libcublas.so.N.
 	lib=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -maxdepth 9 -name 'libcublas.so.[0-9]*' 2>/dev/null | sort -V | tail -1)
 	if [ -n "$lib" ]; then
@@ -285,50 +326,90 @@ else
 	missing nvidia-smi "not on PATH"
 fi
 
-# 2. The tests, each binary in full (kerneltest.test: every kernel against its CPU twin, with the
-# GPT-2 XL sizes; its last line reads "gpu kernels: N passed, N failed").
-for t in cuda.test kernels.test kerneltest.test gpu.test "${tests[@]}"; do
-	n=${t%.test}
-	case " ${done_tests:-} " in *" $t "*) continue ;; esac
-	done_tests="${done_tests:-} $t"
-	if [ -x "$t" ]; then
-		step "test $n" 240 "$OUT/tests.log" key_tests "./$t" -test.v -test.timeout 230s
-	else
-		missing "test $n" "$t not in bundle"
-	fi
-done
+# The tests, each binary in full (kerneltest.test: every kernel against its CPU twin, with the
+# GPT-2 XL sizes unless emulated; its last line reads "gpu kernels: N passed, N failed").
+run_tests() {
+	local t n
+	for t in kerneltest.test gpu.test cuda.test kernels.test "${tests[@]}"; do
+		n=${t%.test}
+		case " ${done_tests:-} " in *" $t "*) continue ;; esac
+		done_tests="${done_tests:-} $t"
+		if [ -x "$t" ]; then
+			step "test $n" 150 "$OUT/tests.log" key_tests "./$t" -test.v -test.timeout 140s "${SHORT[@]}"
+		else
+			missing "test $n" "$t not in bundle"
+		fi
+	done
+}
 
-# 3. Microbenchmarks, before the sanitizer so that the deadline never takes them. kerneltest's
-# (names in bench_cuda_test.go; each times every input set 5 times and reports medians, about a
-# minute in all), then every other binary's with the default 1s.
-KT_BENCH='^Benchmark(CopyDevice|GemmW8A8|GemvWeightOnly|QuantizeXL)$'
-if [ -x kerneltest.test ]; then
-	step "bench kerneltest" 300 "$OUT/bench.log" key_bench ./kerneltest.test -test.run '^$' -test.bench "$KT_BENCH" -test.benchtime 5x -test.timeout 290s
+# compute-sanitizer (memcheck) on short subsets: kerneltest's kernel-vs-twin tests without the XL
+# sizes (-test.short), and cuda's launch and copy tests (a trap test runs in a child process and
+# is excluded).
+run_sanitizer() {
+	local spec t run
+	if [ "$emulated" = 1 ]; then
+		record sanitizer skipped 0 "emulated: compute-sanitizer needs a GPU"
+		return
+	fi
+	if ! command -v compute-sanitizer >/dev/null && [ "$dry" != 1 ]; then
+		missing sanitizer "compute-sanitizer not on PATH"
+		return
+	fi
+	for spec in "kerneltest.test:^Test(QuantizeMatchesCPU|QuantizeNonFinite|QuantizeActs|GemvWeightOnly|GemmW8A8|LinearFloatActivations|GemmF16|GemmF16RoundsActivations|Embed|LayerNorm|Add|GELU|Attention|NLL|GuardedDeviceCatchesOverrun)$" \
+		"gpu.test:^Test(ForwardMatchesCPU|StepsSurviveBufferGrowth)$" \
+		"cuda.test:LaunchAxpb|LaunchPacks|GraphCapture|CopyRoundTrip"; do
+		t=${spec%%:*} run=${spec#*:}
+		if [ -x "$t" ]; then
+			step "sanitizer ${t%.test}" 120 "$OUT/sanitizer.log" key_sanitizer \
+				compute-sanitizer --tool memcheck --error-exitcode 99 "./$t" -test.run "$run" -test.short -test.v
+		else
+			missing "sanitizer ${t%.test}" "$t not in bundle"
+		fi
+	done
+}
+
+# Microbenchmarks: kerneltest's (names in bench_cuda_test.go; each times every input set 5 times
+# and reports medians, about a minute in all), then every other binary's with the default 1s.
+run_microbench() {
+	local t list
+	local KT_BENCH='^Benchmark(CopyDevice|GemmW8A8|GemvWeightOnly|QuantizeXL)$'
+	if [ -x kerneltest.test ]; then
+		step "bench kerneltest" 240 "$OUT/bench.log" key_bench ./kerneltest.test -test.run '^$' -test.bench "$KT_BENCH" -test.benchtime "${BENCHTIME:-5x}" -test.timeout 230s "${SHORT[@]}"
+	else
+		missing "bench kerneltest" "kerneltest.test not in bundle"
+	fi
+	for t in "${tests[@]}"; do
+		[ "$t" = kerneltest.test ] && continue
+		# Listing runs the binary's init: if that fails, run the step anyway so the failure shows.
+		if [ "$dry" = 1 ] || ! list=$(./"$t" -test.list '^Benchmark' 2>&1) || grep -q '^Benchmark' <<<"$list"; then
+			step "bench ${t%.test}" 90 "$OUT/bench.log" key_bench "./$t" -test.run '^$' -test.bench . -test.benchtime "${BENCHTIME:-1s}" -test.benchmem "${SHORT[@]}"
+		else
+			record "bench ${t%.test}" skipped 0 "no benchmarks"
+		fi
+	done
+}
+
+# End to end (the GPU issues' targets): synthetic models made here by the bundled gpuquant, in
+# Hugging Face layout. `gpuquant bench --device cuda:0 --json` per scheme: decoding (128-token
+# prompt, 128 new tokens, medians of 3) and prefill (one 1024-token window); the Hugging Face
+# transformers baseline on the same folders with this machine's PyTorch (hf_baseline.py: fp32 and
+# fp16 `generate` with its KV cache, and a 1024-token perplexity pass); `gpuquant run --device
+# cuda:0` once on 124M. Every result is one JSON line in gpuquant.jsonl with "case" added; the key
+# rows of the summary are computed from it.
+if [ "$emulated" = 1 ]; then # the emulator runs a tiny model at about a token a second
+	DECODE_ARGS="--prompt-tokens 16 --new-tokens 4 --repeat 1"
+	PREFILL_ARGS="--prompt-tokens 32 --new-tokens 0 --repeat 1"
+	OPDECODE_ARGS="--prompt-tokens 16 --new-tokens 2 --repeat 1 --op-times"
+	OPPREFILL_ARGS="--prompt-tokens 32 --new-tokens 0 --repeat 1 --op-times"
+	RUN_ARGS="--max-new-tokens 4 --max-tokens 128"
 else
-	missing "bench kerneltest" "kerneltest.test not in bundle"
+	DECODE_ARGS="--prompt-tokens 128 --new-tokens 128 --repeat 3"
+	PREFILL_ARGS="--prompt-tokens 1024 --new-tokens 0 --repeat 3"
+	# --op-times: every kernel waited for and timed (no graphs): where the time goes, not speed.
+	OPDECODE_ARGS="--prompt-tokens 128 --new-tokens 32 --repeat 1 --op-times"
+	OPPREFILL_ARGS="--prompt-tokens 1024 --new-tokens 0 --repeat 1 --op-times"
+	RUN_ARGS="--max-new-tokens 32 --max-tokens 2048"
 fi
-for t in "${tests[@]}"; do
-	[ "$t" = kerneltest.test ] && continue
-	# Listing runs the binary's init: if that fails, run the step anyway so the failure shows.
-	if [ "$dry" = 1 ] || ! list=$(./"$t" -test.list '^Benchmark' 2>&1) || grep -q '^Benchmark' <<<"$list"; then
-		step "bench ${t%.test}" 120 "$OUT/bench.log" key_bench "./$t" -test.run '^$' -test.bench . -test.benchtime 1s -test.benchmem
-	else
-		record "bench ${t%.test}" skipped 0 "no benchmarks"
-	fi
-done
-
-# 4. End to end (issue 5's targets): synthetic GPT-2 124M and 1.5B (XL) made here by the bundled
-# gpuquant, in Hugging Face layout. `gpuquant bench --device cuda:0 --json` per scheme: decoding
-# (128-token prompt, 128 new tokens, medians of 3) and prefill (one 1024-token window); the
-# Hugging Face transformers baseline on the same folders with this machine's PyTorch
-# (hf_baseline.py: fp32 and fp16 `generate` with its KV cache, and a 1024-token perplexity pass);
-# `gpuquant run --device cuda:0` once on 124M. Every result is one JSON line in gpuquant.jsonl
-# with "case" added; the key rows of the summary are computed from it.
-DECODE_ARGS="--prompt-tokens 128 --new-tokens 128 --repeat 3"
-PREFILL_ARGS="--prompt-tokens 1024 --new-tokens 0 --repeat 3"
-# --op-times: every kernel waited for and timed (no graphs): where the time goes, not speed.
-OPDECODE_ARGS="--prompt-tokens 128 --new-tokens 32 --repeat 1 --op-times"
-OPPREFILL_ARGS="--prompt-tokens 1024 --new-tokens 0 --repeat 1 --op-times"
 # case label → preset, phase, scheme flags
 e2e_cases() {
 	# Ordered by what the targets need, in case the deadline cuts the list.
@@ -348,103 +429,125 @@ gpt2-xl opdecode int8 --scheme absmax --bits 8
 gpt2-xl opprefill w8a8 --scheme absmax --bits 8 --kernel w8a8
 gpt2-xl opprefill fp16 --scheme fp16
 gpt2-xl prefill int8 --scheme absmax --bits 8
+tiny decode int8 --scheme absmax --bits 8
+tiny prefill w8a8 --scheme absmax --bits 8 --kernel w8a8
+tiny decode fp16 --scheme fp16
+tiny decode fp32 --scheme fp32
+tiny opdecode int8 --scheme absmax --bits 8
 CASES
 }
-# append_json FILE KEY=VALUE...: FILE's JSON objects (one or more lines) as lines of gpuquant.jsonl.
+# append_json FILE KEY=VALUE...: FILE's JSON (one indented object, as `gpuquant bench --json`
+# prints, or one object a line, as hf_baseline.py does) as lines of gpuquant.jsonl, KEY=VALUE
+# added to each. No python: the lent machine and CI may lack it.
 append_json() {
-	local f=$1
+	local f=$1 extra="" kv
 	shift
-	[ -s "$f" ] && python3 - "$f" "$@" >>"$OUT/gpuquant.jsonl" <<'PY'
-import json, sys
-extra = dict(a.split("=", 1) for a in sys.argv[2:])
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if line.startswith("{"):
-        r = json.loads(line)
-        r.update(extra)
-        print(json.dumps(r))
-PY
+	[ -s "$f" ] || return 0
+	# Added last: in JSON the last of two equal keys wins, and bench's own "preset" is the
+	# quantization preset, not the model's.
+	for kv in "$@"; do extra+=",\"${kv%%=*}\":\"${kv#*=}\""; done
+	if [ "$(head -n 1 "$f")" = "{" ]; then
+		tr -d '\n' <"$f"
+		echo
+	else
+		grep '^{' "$f"
+	fi | sed "s/}[[:space:]]*\$/$extra}/" >>"$OUT/gpuquant.jsonl"
 }
-if [ -x gpuquant ]; then
+
+# e2e_setup makes the scratch folder and checks on a tiny model that the CUDA forward pass works
+# at all (seconds), before synthesizing GPT-2 XL would burn the device budget.
+e2e_ok=0
+e2e_setup() {
+	[ -n "${tmp:-}" ] && return
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpuquant-check.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
-	presets="gpt2 gpt2-xl"
-	# A seconds-long probe on a tiny model first: if the CUDA forward pass fails there,
-	# synthesizing 6 GB for GPT-2 XL would only burn the device budget.
+	if [ ! -x gpuquant ]; then
+		missing "gpuquant" "gpuquant not in bundle"
+		return
+	fi
 	if [ "$dry" != 1 ] && ! { ./gpuquant synth --preset tiny --out "$tmp/probe" >>"$OUT/gpuquant.log" 2>&1 &&
 		./gpuquant bench --model "$tmp/probe" --device cuda:0 --prompt-tokens 8 --new-tokens 2 --repeat 1 >>"$OUT/gpuquant.log" 2>&1; }; then
 		record "gpuquant on cuda:0" "FAIL rc=1" 0 "$(tail -n 1 "$OUT/gpuquant.log" | cut -c1-120)"
-		presets=""
+		return
 	fi
+	e2e_ok=1
 	hf=0
 	if [ -f hf_baseline.py ] && { [ "$dry" = 1 ] || python3 -c 'import torch, transformers' >/dev/null 2>&1; }; then hf=1; fi
-	for preset in $presets; do
-		step "synth $preset" 240 "$OUT/gpuquant.log" key_none ./gpuquant synth --preset "$preset" --out "$tmp/$preset"
-		if [ "$dry" != 1 ] && [ ! -d "$tmp/$preset" ]; then
-			record "e2e $preset" skipped 0 "no synthesized model"
-			continue
-		fi
-		while read -r p phase label flags; do
-			[ "$p" = "$preset" ] || continue
-			case $phase in
-			prefill) args=$PREFILL_ARGS ;;
-			opdecode) args=$OPDECODE_ARGS ;;
-			opprefill) args=$OPPREFILL_ARGS ;;
-			*) args=$DECODE_ARGS ;;
-			esac
-			rm -f "$tmp/last.json"
-			step "bench $preset $phase $label" 180 "$OUT/gpuquant.log" key_json \
-				sh -c "./gpuquant bench --model '$tmp/$preset' --device cuda:0 $flags $args --json >'$tmp/last.json' && cat '$tmp/last.json'"
-			append_json "$tmp/last.json" engine=gpuquant preset="$preset" phase="$phase" case="$label"
-		done < <(e2e_cases)
-		if [ "$hf" = 1 ]; then
-			hf_dtypes=fp32,fp16 # the 124M target is against HF fp32, the XL ones against HF fp16
-			[ "$preset" = gpt2-xl ] && hf_dtypes=fp16
-			rm -f "$tmp/last.json"
-			step "hf baseline $preset" 300 "$OUT/gpuquant.log" key_hf \
-				sh -c "python3 hf_baseline.py --model '$tmp/$preset' --device cuda:0 --dtypes $hf_dtypes --prompt-tokens 128 --new-tokens 128 --repeat 3 --ppl-tokens 2048 >'$tmp/last.json' && cat '$tmp/last.json'"
-			append_json "$tmp/last.json" engine=hf-transformers preset="$preset"
-		else
-			record "hf baseline $preset" missing 0 "hf_baseline.py or python3 torch+transformers missing"
-		fi
-		if [ "$preset" = gpt2 ]; then
-			step "run gpt2 cuda:0" 180 "$OUT/gpuquant.log" key_none \
-				./gpuquant run --model "$tmp/gpt2" --device cuda:0 --max-new-tokens 32 --max-tokens 2048 --out "$tmp/run-report"
-		fi
-		rm -rf "${tmp:?}/$preset"
-	done
-else
-	missing "gpuquant" "gpuquant not in bundle"
-fi
+}
 
-# 5. compute-sanitizer (memcheck) on short subsets: kerneltest's kernel-vs-twin tests without the
-# XL sizes (-test.short), and cuda's launch and copy tests (a trap test runs in a child process
-# and is excluded).
-if command -v compute-sanitizer >/dev/null || [ "$dry" = 1 ]; then
-	for spec in "kerneltest.test:^Test(QuantizeMatchesCPU|QuantizeNonFinite|QuantizeActs|GemvWeightOnly|GemmW8A8|LinearFloatActivations|GemmF16|GemmF16RoundsActivations|Embed|LayerNorm|Add|GELU|Attention|NLL|GuardedDeviceCatchesOverrun)$" \
-		"gpu.test:^Test(ForwardMatchesCPU|StepsSurviveBufferGrowth)$" \
-		"cuda.test:LaunchAxpb|LaunchPacks|GraphCapture|CopyRoundTrip"; do
-		t=${spec%%:*} run=${spec#*:}
-		if [ -x "$t" ]; then
-			step "sanitizer ${t%.test}" 200 "$OUT/sanitizer.log" key_sanitizer \
-				compute-sanitizer --tool memcheck --error-exitcode 99 "./$t" -test.run "$run" -test.short -test.v
-		else
-			missing "sanitizer ${t%.test}" "$t not in bundle"
-		fi
+# e2e_preset PRESET: synthesize it, run its bench cases, the HF baseline and (124M, tiny) `run`.
+e2e_preset() {
+	local preset=$1 p ph label flags args hf_dtypes
+	e2e_setup
+	[ "$e2e_ok" = 1 ] || { record "e2e $preset" skipped 0 "no working CUDA forward pass"; return; }
+	step "synth $preset" 180 "$OUT/gpuquant.log" key_none ./gpuquant synth --preset "$preset" --out "$tmp/$preset"
+	if [ "$dry" != 1 ] && [ ! -d "$tmp/$preset" ]; then
+		record "e2e $preset" skipped 0 "no synthesized model"
+		return
+	fi
+	while read -r p ph label flags; do
+		[ "$p" = "$preset" ] || continue
+		case $ph in
+		prefill) args=$PREFILL_ARGS ;;
+		opdecode) args=$OPDECODE_ARGS ;;
+		opprefill) args=$OPPREFILL_ARGS ;;
+		*) args=$DECODE_ARGS ;;
+		esac
+		rm -f "$tmp/last.json"
+		step "bench $preset $ph $label" 90 "$OUT/gpuquant.log" key_json \
+			sh -c "./gpuquant bench --model '$tmp/$preset' --device cuda:0 $flags $args --json >'$tmp/last.json' && cat '$tmp/last.json'"
+		append_json "$tmp/last.json" engine=gpuquant preset="$preset" phase="$ph" case="$label"
+	done < <(e2e_cases)
+	if [ "$hf" = 1 ] && [ "$emulated" = 0 ]; then
+		hf_dtypes=fp32,fp16 # the 124M target is against HF fp32, the XL ones against HF fp16
+		[ "$preset" = gpt2-xl ] && hf_dtypes=fp16
+		rm -f "$tmp/last.json"
+		step "hf baseline $preset" 240 "$OUT/gpuquant.log" key_hf \
+			sh -c "python3 hf_baseline.py --model '$tmp/$preset' --device cuda:0 --dtypes $hf_dtypes --prompt-tokens 128 --new-tokens 128 --repeat 3 --ppl-tokens 2048 >'$tmp/last.json' && cat '$tmp/last.json'"
+		append_json "$tmp/last.json" engine=hf-transformers preset="$preset"
+	else
+		record "hf baseline $preset" missing 0 "$([ "$emulated" = 1 ] && echo "emulated: no GPU for PyTorch" || echo "hf_baseline.py or python3 torch+transformers missing")"
+	fi
+	if [ "$preset" != gpt2-xl ]; then
+		step "run $preset cuda:0" 120 "$OUT/gpuquant.log" key_none \
+			./gpuquant run --model "$tmp/$preset" --device cuda:0 $RUN_ARGS --out "$tmp/run-report"
+	fi
+	rm -rf "${tmp:?}/$preset"
+}
+
+# The steps, most valuable first: correctness, the sanitizer, 124M end to end (phase 1); the
+# microbenchmarks and GPT-2 XL (phase 2).
+if in_phase 1; then
+	run_tests
+	run_sanitizer
+	for preset in $PRESETS; do
+		[ "$preset" = gpt2-xl ] || e2e_preset "$preset"
 	done
-else
-	missing sanitizer "compute-sanitizer not on PATH"
+fi
+if in_phase 2; then
+	run_microbench
+	for preset in $PRESETS; do
+		[ "$preset" = gpt2-xl ] && e2e_preset "$preset"
+	done
 fi
 
 # The key numbers of the microbenchmarks, and the summary, last.
 if [ "$dry" = 1 ]; then
 	echo "would add the key numbers of $OUT/bench.log: W8A8 % of cuBLAS at M>=2048, GEMV % of copy at XL, XL quantize ms"
 else
-	perf_keys
-	e2e_keys
+	if in_phase 2; then
+		perf_keys
+	else
+		record "key: microbenchmark targets" "phase 2" 0 "W8A8 vs cuBLAS, GEMV vs copy, XL quantize: run --phase 2"
+	fi
+	if [ "$have_python" = 1 ]; then
+		e2e_keys
+	else
+		record "key: end-to-end targets" missing 0 "python3 not found"
+	fi
 fi
 {
-	echo "## device-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed)s)"
+	echo "## device-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed)s, phase $phase$([ "$emulated" = 1 ] && echo ', emulated driver'))"
 	echo
 	echo "| step | status | seconds | key number |"
 	echo "|---|---|---:|---|"
