@@ -47,7 +47,7 @@ func Run(s *model.Session, o Options) (Result, error) {
 	}
 	r := Result{PromptTokens: o.PromptTokens, NewTokens: o.NewTokens, Repeat: o.Repeat}
 	for i := range o.Repeat + 1 {
-		p, d, err := once(s, prompt, o.NewTokens)
+		p, d, err := timeOnce(s, prompt, o.NewTokens)
 		if err != nil {
 			return r, err
 		}
@@ -62,6 +62,10 @@ func Run(s *model.Session, o Options) (Result, error) {
 	}
 	return r, nil
 }
+
+// timeOnce is the measurement of one run, prefill and decode seconds: once, or the tests' script
+// of times.
+var timeOnce = once
 
 func once(s *model.Session, prompt []int32, newTokens int) (prefill, decode float64, err error) {
 	o := s.Ops()
