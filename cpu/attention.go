@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 
+	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/model"
 )
 
@@ -48,7 +49,7 @@ func (*Backend) Attention(out, qkv, kc, vc model.Buf, pos0, nHead int) {
 	var vt [][]float32
 	if T >= 16 {
 		vt = make([][]float32, nHead)
-		parallelFor(nHead, 1, func(lo, hi int) {
+		par.For(nHead, 1, func(lo, hi int) {
 			for h := lo; h < hi; h++ {
 				t := make([]float32, hd*S)
 				for j := range S {
@@ -61,7 +62,7 @@ func (*Backend) Attention(out, qkv, kc, vc model.Buf, pos0, nHead int) {
 		})
 	}
 	blocks := (T + attnRows - 1) / attnRows
-	parallelFor(nHead*blocks, 1, func(lo, hi int) {
+	par.For(nHead*blocks, 1, func(lo, hi int) {
 		for item := lo; item < hi; item++ {
 			h, t0 := item/blocks, (item%blocks)*attnRows
 			t1 := min(t0+attnRows, T)
@@ -120,7 +121,7 @@ func attentionPacked(o, x, K, V *Buf, pos0, nHead int, scale float32) {
 	bufp := getScratch(nHead * (kSize + vSize))
 	defer scratch.Put(bufp)
 	buf := *bufp
-	parallelFor(nHead, 1, func(lo, hi int) {
+	par.For(nHead, 1, func(lo, hi int) {
 		for h := lo; h < hi; h++ {
 			kp := buf[h*(kSize+vSize) : h*(kSize+vSize)+kSize]
 			for p := 0; p < Sp/nr; p++ {
@@ -148,7 +149,7 @@ func attentionPacked(o, x, K, V *Buf, pos0, nHead int, scale float32) {
 		}
 	})
 	blocks := (T + attnRows - 1) / attnRows
-	parallelFor(nHead*blocks, 1, func(lo, hi int) {
+	par.For(nHead*blocks, 1, func(lo, hi int) {
 		var ap [gemmMR]*float32
 		for item := lo; item < hi; item++ {
 			h, t0 := item/blocks, (item%blocks)*attnRows

@@ -5,9 +5,9 @@ package cpu
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 
+	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
 )
@@ -139,7 +139,7 @@ func (*Backend) Add(x, y model.Buf) {
 	a, b := x.(*Buf), y.(*Buf)
 	const chunk = 1 << 14
 	n := len(a.Data)
-	parallelFor((n+chunk-1)/chunk, 4, func(lo, hi int) {
+	par.For((n+chunk-1)/chunk, 4, func(lo, hi int) {
 		addVec(a.Data[lo*chunk:min(hi*chunk, n)], b.Data[lo*chunk:min(hi*chunk, n)])
 	})
 }
@@ -179,35 +179,12 @@ func (*Backend) Free(model.Buf) {}
 // Err is always nil: the CPU ops cannot fail once Upload has accepted the weights.
 func (*Backend) Err() error { return nil }
 
-// parallelRows runs fn for every row in [0, n) on all cores, in chunks of at least grain rows.
+// parallelRows runs fn for every row in [0, n) on all cores, in chunks of at least grain rows
+// (par.For over rows).
 func parallelRows(n, grain int, fn func(r int)) {
-	parallelFor(n, grain, func(lo, hi int) {
+	par.For(n, grain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			fn(r)
 		}
 	})
-}
-
-// parallelFor splits [0, n) into one contiguous range per core (fewer when n/grain is small).
-func parallelFor(n, grain int, fn func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), (n+grain-1)/grain)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	if getPool().run(n, workers, fn) {
-		return
-	}
-	// The caller takes the last share itself: one goroutine fewer to start and wake per call.
-	var wg sync.WaitGroup
-	wg.Add(workers - 1)
-	for i := range workers - 1 {
-		lo, hi := n*i/workers, n*(i+1)/workers
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	fn(n*(workers-1)/workers, n)
-	wg.Wait()
 }

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
@@ -296,7 +297,7 @@ func qGemvLinear(q *qweight, out, in, bias []float32, T int) string {
 		block = 32
 	}
 	grain := max(32, (1<<15)/c)
-	parallelFor(oc, grain, func(lo, hi int) {
+	par.For(oc, grain, func(lo, hi int) {
 		for r0 := lo; r0 < hi; r0 += block {
 			n := min(block, hi-r0)
 			codes := q.t.Codes[r0*c*q.bits/8:]
@@ -359,7 +360,7 @@ func qGemmLinear(q *qweight, out, in, bias []float32, T int) string {
 	P := runtime.GOMAXPROCS(0)
 	chunk := (oc + P - 1) / P
 	chunk = (chunk + 15) / 16 * 16
-	parallelFor((oc+chunk-1)/chunk, 1, func(lo, hi int) {
+	par.For((oc+chunk-1)/chunk, 1, func(lo, hi int) {
 		sp := getF32(panel * c)
 		defer f32Pool.Put(sp)
 		s := *sp
@@ -618,7 +619,7 @@ func w8a8Linear(q *qweight, out, in, bias []float32, T int, thr float32, count f
 		skip, cols = outlierColumns(in, T, c, thr)
 	}
 	a := quantizeActs(in, T, c, q.g, skip, l, q.hasZeros)
-	parallelFor(q.w8npanels, 1, func(lo, hi int) {
+	par.For(q.w8npanels, 1, func(lo, hi int) {
 		w := newW8Tiler(q, l)
 		for p := lo; p < hi; p++ {
 			w.pack(p)

@@ -3,6 +3,8 @@ package quantize
 import (
 	"fmt"
 	"sync"
+
+	"github.com/gpuquant/gpuquant/internal/par"
 )
 
 // Histogram counts values in equal-width bins over [Lo, Hi). Values below Lo are counted in
@@ -91,7 +93,7 @@ func (h *Histogram) parallelAdd(n int, fn func(part *Histogram, lo, hi int)) {
 		return
 	}
 	var mu sync.Mutex
-	parallel(n, chunk, func(lo, hi int) {
+	par.Pieces(n, chunk, func(lo, hi int) {
 		part := h.empty()
 		fn(part, lo, hi)
 		mu.Lock()

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
+	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/model"
 )
 
@@ -70,7 +70,7 @@ func quantize(name string, x []float32, dims []int, opt Options) (*Tensor, error
 		// One group: find its range in parallel, then encode in parallel.
 		var mu sync.Mutex
 		mn, mx := float32(math.Inf(1)), float32(math.Inf(-1))
-		parallel(n, chunk, func(lo, hi int) {
+		par.Pieces(n, chunk, func(lo, hi int) {
 			a, b, i := scan(x[lo:hi])
 			if i >= 0 {
 				bad.report(lo+i, x[lo+i])
@@ -91,7 +91,7 @@ func quantize(name string, x []float32, dims []int, opt Options) (*Tensor, error
 		if t.Zeros != nil {
 			t.Zeros[0] = z
 		}
-		parallel(n, chunk, func(lo, hi int) { q.encode(t.Codes, x[lo:hi], lo, s, z) })
+		par.Pieces(n, chunk, func(lo, hi int) { q.encode(t.Codes, x[lo:hi], lo, s, z) })
 		return t, nil
 	}
 	// Many groups: each goroutine takes whole groups. At 4 bits a run of groups must start on an
@@ -101,7 +101,7 @@ func quantize(name string, x []float32, dims []int, opt Options) (*Tensor, error
 		per++
 	}
 	var ferr atomic.Pointer[error]
-	parallel(groups, per, func(g0, g1 int) {
+	par.Pieces(groups, per, func(g0, g1 int) {
 		for g := g0; g < g1; g++ {
 			lo := g * gs
 			v := x[lo : lo+gs]
@@ -244,34 +244,6 @@ func (q quantizer) encode(codes []byte, v []float32, first int, s, z float32) {
 	}
 }
 
-// parallel splits [0, n) into pieces of grain items (the last may be shorter) and runs fn over
-// them on all cores; at 4 bits callers pass an even grain so that no code byte is shared.
-func parallel(n, grain int, fn func(lo, hi int)) {
-	if n <= grain {
-		fn(0, n)
-		return
-	}
-	workers := runtime.GOMAXPROCS(0)
-	pieces := (n + grain - 1) / grain
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(workers, pieces) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				p := int(next.Add(1) - 1)
-				if p >= pieces {
-					return
-				}
-				lo := p * grain
-				fn(lo, min(lo+grain, n))
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // ErrAlreadyQuantized is returned (wrapped, with the tensor's name) by QuantizeWeights for a
 // checkpoint that already holds quantized tensors.
 var ErrAlreadyQuantized = errors.New("already quantized")
@@ -322,7 +294,7 @@ func QuantizeWeights(w *model.Weights, opt Options) (*model.Weights, error) {
 	}
 	// Small tensors run several at a time; each large one also splits itself across the cores.
 	errs := make([]error, len(jobs))
-	parallel(len(jobs), 1, func(lo, hi int) {
+	par.Pieces(len(jobs), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			j := jobs[i]
 			q, err := quantize(j.name, j.src.Data, j.src.Dims, opt)

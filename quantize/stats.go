@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 
+	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/model"
 )
 
@@ -51,7 +52,7 @@ func Compare(name string, orig *model.F32, q *Tensor) Stats {
 	}
 	var mu sync.Mutex
 	total := newAcc()
-	parallel(n, chunk, func(lo, hi int) {
+	par.Pieces(n, chunk, func(lo, hi int) {
 		a := newAcc()
 		buf := make([]float32, hi-lo)
 		q.dequantizeRange(buf, lo)
@@ -82,7 +83,7 @@ func Compare(name string, orig *model.F32, q *Tensor) Stats {
 	mean := total.sum / float64(n)
 	sigma := math.Sqrt(max(total.sumSq/float64(n)-mean*mean, 0))
 	var outliers int64
-	parallel(n, chunk, func(lo, hi int) {
+	par.Pieces(n, chunk, func(lo, hi int) {
 		var c int64
 		for _, x := range orig.Data[lo:hi] {
 			if math.Abs(float64(x)-mean) > 6*sigma {

@@ -1,4 +1,4 @@
-package cpu
+package par
 
 import (
 	"runtime"
@@ -6,12 +6,12 @@ import (
 	"sync/atomic"
 )
 
-// A workPool runs parallelFor's shares on long-lived goroutines. Decoding calls parallelFor some
+// A workPool runs For's shares on long-lived goroutines. Decoding (package cpu) calls For some
 // hundred times per token for a few tens of microseconds each, so starting goroutines (and waking
 // idle threads through the kernel) per call is a visible share of the step; pool workers instead
 // spin briefly on their mailbox after each share, so back-to-back calls find them awake, and park
 // on a channel when idle longer. One caller uses the pool at a time: a concurrent or nested call
-// (parallelFor inside a share) falls back to plain goroutines, so nothing waits on itself.
+// (For inside a share) falls back to plain goroutines, so nothing waits on itself.
 type workPool struct {
 	mu      sync.Mutex
 	workers []*poolWorker
