@@ -230,11 +230,8 @@ func llamaWindow(L int) func(t, n int) (int, bool) {
 func scoreByHand(t *testing.T, ids []int32, L int, window func(t, n int) (int, bool), ops model.Ops, w *model.Weights, refOps model.Ops, ref *model.Weights) handScore {
 	t.Helper()
 	forward := func(ops model.Ops, w *model.Weights) func(b int) []float32 {
-		up, err := ops.Upload(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := model.NewSession(ops, up, 0)
+		// The CPU backend runs host float32 and quantized tensors as they are: no upload.
+		s, err := model.NewSession(ops, w, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -664,7 +661,7 @@ func TestEvalCompare(t *testing.T) {
 	if k := w8["kernels"].(map[string]any); k["w8a8-vnni"] == nil && k["w8a8-avx2"] == nil && k["w8a8-go"] == nil {
 		t.Errorf("--kernel w8a8 ran %v", k)
 	}
-	w8ops, err := cpu.NewWith(cpu.Options{Kernel: cpu.KernelW8A8, OutlierThreshold: 6})
+	w8ops, err := cpu.NewWith(cpu.Options{Kernel: "w8a8", OutlierThreshold: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
