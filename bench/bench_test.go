@@ -62,7 +62,7 @@ func session(b *testing.B, v variant) *model.Session {
 	if err != nil {
 		b.Fatal(err)
 	}
-	up, err := be.Upload(w)
+	up, err := be.Upload(w, quantize.Spec{})
 	if err != nil {
 		b.Fatal(err)
 	}

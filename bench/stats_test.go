@@ -8,6 +8,7 @@ import (
 
 	"github.com/gpuquant/gpuquant/cpu"
 	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
 func TestMedian(t *testing.T) {
@@ -45,7 +46,7 @@ func (c *counting) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model
 }
 
 // smallSession is a random 1-layer model with a 32-token vocabulary and context, on ops.
-func smallSession(t *testing.T, ops model.Ops) *model.Session {
+func smallSession(t *testing.T, ops quantize.Backend) *model.Session {
 	t.Helper()
 	dir := t.TempDir()
 	c := model.Config{NLayer: 1, NHead: 2, NEmbd: 8, NPositions: 32, VocabSize: 32, LayerNormE: 1e-5, TieEmbeddings: true}
@@ -57,7 +58,7 @@ func smallSession(t *testing.T, ops model.Ops) *model.Session {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	up, err := ops.Upload(w)
+	up, err := ops.Upload(w, quantize.Spec{})
 	if err != nil {
 		t.Fatal(err)
 	}

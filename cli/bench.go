@@ -3,13 +3,12 @@ package cli
 import (
 	"fmt"
 	"sort"
-	"syscall"
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/gpuquant/gpuquant/bench"
-	"github.com/gpuquant/gpuquant/gpu"
+	"github.com/gpuquant/gpuquant/compare"
 	"github.com/gpuquant/gpuquant/model"
 )
 
@@ -32,8 +31,8 @@ func benchCommand() *ucli.Command {
 				return err
 			}
 			defer l.Close()
-			if g, ok := l.Ops.(*gpu.Backend); ok {
-				g.ResetOpTimes() // time the benchmark, not the upload
+			if d, ok := l.Ops.(model.Device); ok {
+				d.ResetOpTimes() // time the benchmark, not the upload
 			}
 			s, err := model.NewSession(l.Ops, l.W, 0)
 			if err != nil {
@@ -44,39 +43,32 @@ func benchCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			out := l.scheme()
+			out := l.Spec.Fields()
 			out["model"], out["device"], out["model_bytes"] = l.Dir, l.Ops.Name(), l.W.Bytes()
 			out["prefill_tokens_per_s"], out["decode_tokens_per_s"] = r.PrefillTokensPerS, r.DecodeTokensPerS
 			out["prompt_tokens"], out["new_tokens"], out["repeat"] = r.PromptTokens, r.NewTokens, r.Repeat
 			out["prefill_seconds"], out["decode_seconds"] = r.PrefillSeconds, r.DecodeSeconds
-			out["kernel"], out["kernels"] = c.String("kernel"), kernelsUsed(l.Ops)
-			out["peak_rss_bytes"] = peakRSS()
-			deviceFields(l.Ops, l.W, out)
+			out["kernel"], out["kernels"] = c.String("kernel"), model.KernelsUsed(l.Ops)
+			out["peak_rss_bytes"] = compare.PeakRSS()
+			if err := addDevice(l.Ops, l.W, out); err != nil {
+				return err
+			}
 			if c.Bool("json") {
 				return printJSON(c, out)
 			}
-			if t, ok := out["op_times"].(map[string]gpu.OpTime); ok {
-				printOpTimes(c, t)
+			if d := compare.DeviceOf(l.Ops, nil); d != nil && d.OpTimes != nil {
+				printOpTimes(c, d.OpTimes)
 			}
 			fmt.Fprintf(stdout(c), "%s %s on %s: prefill %.1f tokens/s (%d tokens), decode %.1f tokens/s (%d tokens), model %s, peak RSS %s\n",
 				l.Dir, out["scheme"], l.Ops.Name(), r.PrefillTokensPerS, r.PromptTokens, r.DecodeTokensPerS, r.NewTokens,
-				model.HumanBytes(l.W.Bytes()), model.HumanBytes(peakRSS()))
+				model.HumanBytes(l.W.Bytes()), model.HumanBytes(compare.PeakRSS()))
 			return nil
 		},
 	}
 }
 
-// peakRSS is the process's peak resident set size so far.
-func peakRSS() int64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return ru.Maxrss * 1024 // Linux reports KiB
-}
-
 // printOpTimes prints --op-times' kernel times, largest first.
-func printOpTimes(c *ucli.Context, t map[string]gpu.OpTime) {
+func printOpTimes(c *ucli.Context, t map[string]model.OpTime) {
 	names := make([]string, 0, len(t))
 	var total float64
 	for k, v := range t {

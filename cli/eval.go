@@ -6,7 +6,9 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/gpuquant/gpuquant/compare"
 	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
 func perplexityFlags() []ucli.Flag {
@@ -41,7 +43,7 @@ func evalCommand() *ucli.Command {
 			if cmp := c.String("compare-to"); cmp != "" && cmp != "fp32" {
 				return fmt.Errorf("--compare-to %q: only fp32 is supported", cmp)
 			}
-			text, err := readText(c.String("text"))
+			text, err := compare.ReadText(c.String("text"))
 			if err != nil {
 				return err
 			}
@@ -66,19 +68,19 @@ func evalCommand() *ucli.Command {
 			var ref *model.Session
 			if c.String("compare-to") != "" {
 				if l.Saved {
-					return fmt.Errorf("--compare-to fp32 needs the original checkpoint: %s is quantized (%s); pass the original as --model with the scheme flags", l.Dir, l.Quant)
+					return fmt.Errorf("--compare-to fp32 needs the original checkpoint: %s is quantized (%s); pass the original as --model with the scheme flags", l.Dir, l.Spec.Quant)
 				}
 				// Its own backend, so that "kernels" counts the evaluated model's calls only.
 				rops, err := openBackend(c)
 				if err != nil {
 					return err
 				}
-				defer closeBackend(rops)
-				rl, err := prepare(c, rops, l.Source, nil, nil, false)
+				defer rops.Close()
+				rw, err := rops.Upload(l.Source, quantize.Spec{})
 				if err != nil {
 					return err
 				}
-				if ref, err = model.NewSession(rl.Ops, rl.W, 0); err != nil {
+				if ref, err = model.NewSession(rops, rw, 0); err != nil {
 					return err
 				}
 				defer ref.Close()
@@ -96,13 +98,15 @@ func evalCommand() *ucli.Command {
 				return err
 			}
 			secs := time.Since(start).Seconds()
-			out := l.scheme()
+			out := l.Spec.Fields()
 			out["model"], out["device"], out["text"] = l.Dir, l.Ops.Name(), c.String("text")
 			out["perplexity"], out["nll_mean"], out["nll_sum"] = r.Perplexity, r.NLLMean, r.NLLSum
 			out["tokens_scored"], out["tokens"], out["windows"] = r.Tokens, len(ids), r.Windows
 			out["method"], out["model_bytes"], out["seconds"] = opt.Method, l.W.Bytes(), secs
-			out["kernels"] = kernelsUsed(l.Ops)
-			deviceFields(l.Ops, l.W, out)
+			out["kernels"] = model.KernelsUsed(l.Ops)
+			if err := addDevice(l.Ops, l.W, out); err != nil {
+				return err
+			}
 			if ref != nil {
 				out["kld_mean"], out["top1_agreement"] = cmp.KLDMean, cmp.Top1Agreement
 			}

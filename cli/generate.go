@@ -2,13 +2,12 @@ package cli
 
 import (
 	"fmt"
-	"time"
 	"unicode/utf8"
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/gpuquant/gpuquant/compare"
 	"github.com/gpuquant/gpuquant/model"
-	"github.com/gpuquant/gpuquant/model/tokenizer"
 )
 
 const defaultPrompt = "The way forward for AI is"
@@ -28,47 +27,6 @@ func samplingFlags() []ucli.Flag {
 func sampleOptions(c *ucli.Context) model.SampleOptions {
 	return model.SampleOptions{Greedy: c.Bool("greedy"), Temperature: c.Float64("temperature"),
 		TopK: c.Int("top-k"), TopP: c.Float64("top-p"), Seed: c.Uint64("seed")}
-}
-
-// promptIDs encodes a prompt; an empty one starts from <|endoftext|>, as GPT-2 was trained.
-func promptIDs(tok *tokenizer.Tokenizer, prompt string) []int32 {
-	if prompt == "" {
-		return []int32{tokenizer.EOT}
-	}
-	return tok.Encode(prompt)
-}
-
-// generation is one model's continuation of a prompt.
-type generation struct {
-	PromptIDs []int32 `json:"prompt_ids"`
-	TokenIDs  []int32 `json:"token_ids"`
-	Text      string  `json:"text"`
-	Seconds   float64 `json:"seconds"`
-	TokensPS  float64 `json:"tokens_per_s"`
-}
-
-func generateText(l *loaded, tok *tokenizer.Tokenizer, prompt string, n int, opt model.SampleOptions, onToken func(int32)) (*generation, error) {
-	smp, err := model.NewSampler(opt)
-	if err != nil {
-		return nil, err
-	}
-	ids := promptIDs(tok, prompt)
-	s, err := model.NewSession(l.Ops, l.W, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	start := time.Now()
-	out, err := model.Generate(s, ids, n, smp, onToken)
-	if err != nil {
-		return nil, err
-	}
-	secs := time.Since(start).Seconds()
-	text, err := tok.Decode(out)
-	if err != nil {
-		return nil, err
-	}
-	return &generation{PromptIDs: ids, TokenIDs: out, Text: text, Seconds: secs, TokensPS: float64(len(out)) / secs}, nil
 }
 
 // completeUTF8 is how many leading bytes of b can be printed now: all but a trailing incomplete
@@ -115,16 +73,18 @@ func generateCommand() *ucli.Command {
 				}
 				defer func() { stdout(c).Write(pending) }()
 			}
-			g, err := generateText(l, tok, c.String("prompt"), c.Int("max-new-tokens"), sampleOptions(c), stream)
+			g, err := compare.Generate(l.Ops, l.W, tok, c.String("prompt"), c.Int("max-new-tokens"), sampleOptions(c), stream)
 			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
-				out := l.scheme()
+				out := l.Spec.Fields()
 				out["model"], out["device"], out["prompt"] = l.Dir, l.Ops.Name(), c.String("prompt")
 				out["prompt_ids"], out["token_ids"], out["text"] = g.PromptIDs, g.TokenIDs, g.Text
-				out["seconds"], out["tokens_per_s"], out["kernels"] = g.Seconds, g.TokensPS, kernelsUsed(l.Ops)
-				deviceFields(l.Ops, l.W, out)
+				out["seconds"], out["tokens_per_s"], out["kernels"] = g.Seconds, g.TokensPS, model.KernelsUsed(l.Ops)
+				if err := addDevice(l.Ops, l.W, out); err != nil {
+					return err
+				}
 				return printJSON(c, out)
 			}
 			fmt.Fprintf(stdout(c), "\n")

@@ -2,14 +2,9 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"strings"
-	"unicode/utf8"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/gpuquant/gpuquant/cpu"
-	"github.com/gpuquant/gpuquant/gpu"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/model/tokenizer"
 	"github.com/gpuquant/gpuquant/quantize"
@@ -40,13 +35,9 @@ func quantFlags() []ucli.Flag {
 	}
 }
 
-// schemeFP16 stores the weight matrices as IEEE half on the GPU: the float baseline our int8
-// kernels are measured against.
-const schemeFP16 = "fp16"
-
 // quantOptions reads the scheme flags with the given scheme; nil means a float scheme.
 func quantOptions(c *ucli.Context, scheme string) (*quantize.Options, error) {
-	if scheme == "fp32" || scheme == schemeFP16 {
+	if scheme == "fp32" || scheme == quantize.SchemeFP16 {
 		return nil, nil
 	}
 	g, err := quantize.ParseGranularity(c.String("granularity"))
@@ -61,35 +52,19 @@ func quantOptions(c *ucli.Context, scheme string) (*quantize.Options, error) {
 	return o, nil
 }
 
-func backendOptions(c *ucli.Context) cpu.Options {
-	return cpu.Options{Kernel: c.String("kernel"), OutlierThreshold: float32(c.Float64("outlier-threshold"))}
-}
-
 // loaded is a model ready to run.
 type loaded struct {
 	Dir    string
-	Source *model.Weights    // as read from disk (owns the mapping)
-	Saved  bool              // Source is a quantized checkpoint, so no fp32 original is at hand
-	W      *model.Weights    // as uploaded to the backend
-	Quant  *quantize.Options // nil for a float scheme
-	Half   bool              // fp16 weights
-	Ops    model.Ops
-	owner  bool // Close closes Ops
+	Source *model.Weights // as read from disk (owns the mapping)
+	Saved  bool           // Source is a quantized checkpoint, so no fp32 original is at hand
+	W      *model.Weights // as uploaded to the backend
+	Spec   quantize.Spec  // how W is stored (a saved checkpoint's own quantization)
+	Ops    quantize.Backend
 }
 
 func (l *loaded) Close() {
-	if l.owner {
-		closeBackend(l.Ops)
-	}
+	l.Ops.Close()
 	l.Source.Close()
-}
-
-// scheme describes the model's weights for reports.
-func (l *loaded) scheme() map[string]any {
-	if l.Half {
-		return map[string]any{"scheme": schemeFP16, "bits": 16, "granularity": "", "scope": "weights", "preset": ""}
-	}
-	return schemeFields(l.Quant)
 }
 
 // openSource reads a checkpoint folder, plain or quantized.
@@ -97,44 +72,10 @@ func openSource(c *ucli.Context) (*model.Weights, *quantize.Options, error) {
 	return quantize.Open(c.String("model"))
 }
 
-// prepare makes src runnable on ops: as it is (fileQuant describes a quantized checkpoint), in
-// fp16 (half), or quantized with opt. On a GPU the weights go to the device once and are
-// quantized there by our kernels; on the CPU they are quantized in memory.
-func prepare(c *ucli.Context, ops model.Ops, src *model.Weights, fileQuant, opt *quantize.Options, half bool) (*loaded, error) {
-	l := &loaded{Dir: c.String("model"), Source: src, W: src, Quant: fileQuant, Saved: fileQuant != nil, Half: half, Ops: ops}
-	if (opt != nil || half) && fileQuant != nil {
-		return nil, fmt.Errorf("%s is already quantized (%s); drop --scheme to run it as saved", l.Dir, fileQuant)
-	}
-	defer model.Trace(ops, "upload")()
-	var err error
-	g, onGPU := ops.(*gpu.Backend)
-	switch {
-	case half && !onGPU:
-		return nil, fmt.Errorf("--scheme fp16 runs only on a GPU (--device cuda:N): the CPU backend computes in float32")
-	case half:
-		l.W, err = g.UploadHalf(src)
-	case opt != nil && onGPU:
-		l.W, err = g.UploadQuantized(src, *opt)
-		l.Quant = opt
-	case opt != nil:
-		var q *model.Weights
-		if q, err = quantize.QuantizeWeights(src, *opt); err == nil {
-			l.W, err = ops.Upload(q)
-		}
-		l.Quant = opt
-	default:
-		l.W, err = ops.Upload(src)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
 // schemeFlag is --scheme, refusing quantization flags that fp32 would silently ignore.
 func schemeFlag(c *ucli.Context) (string, error) {
 	s := c.String("scheme")
-	if s == "fp32" || s == schemeFP16 {
+	if s == "fp32" || s == quantize.SchemeFP16 {
 		for _, f := range []string{"bits", "granularity", "scope", "preset"} {
 			if c.IsSet(f) {
 				return "", fmt.Errorf("--%s needs --scheme absmax or --scheme zeropoint (the scheme %s does not quantize)", f, s)
@@ -144,12 +85,17 @@ func schemeFlag(c *ucli.Context) (string, error) {
 	return s, nil
 }
 
-// loadModel opens --model and applies the scheme flags.
+// loadModel opens --model on --device, stored as the scheme flags say.
 func loadModel(c *ucli.Context) (*loaded, error) {
 	scheme, err := schemeFlag(c)
 	if err != nil {
 		return nil, err
 	}
+	opt, err := quantOptions(c, scheme)
+	if err != nil {
+		return nil, err
+	}
+	spec := quantize.Spec{Quant: opt, Half: scheme == quantize.SchemeFP16}
 	ops, err := openBackend(c)
 	if err != nil {
 		return nil, err
@@ -157,29 +103,26 @@ func loadModel(c *ucli.Context) (*loaded, error) {
 	end := model.Trace(ops, "load")
 	src, fileQuant, err := openSource(c)
 	end()
+	if err == nil && fileQuant != nil && !spec.Float() {
+		src.Close()
+		err = fmt.Errorf("%s is already quantized (%s); drop --scheme to run it as saved", c.String("model"), fileQuant)
+	}
 	if err != nil {
-		closeBackend(ops)
+		ops.Close()
 		return nil, err
 	}
-	opt, err := quantOptions(c, scheme)
-	if err == nil {
-		var l *loaded
-		if l, err = prepare(c, ops, src, fileQuant, opt, scheme == schemeFP16); err == nil {
-			l.owner = true
-			return l, nil
-		}
+	l := &loaded{Dir: c.String("model"), Source: src, Saved: fileQuant != nil, Spec: spec, Ops: ops}
+	if fileQuant != nil {
+		l.Spec = quantize.Spec{Quant: fileQuant}
 	}
-	src.Close()
-	closeBackend(ops)
-	return nil, err
-}
-
-// schemeFields describes a model's quantization for JSON output.
-func schemeFields(q *quantize.Options) map[string]any {
-	if q == nil {
-		return map[string]any{"scheme": "fp32", "bits": 32, "granularity": "", "scope": "", "preset": ""}
+	end = model.Trace(ops, "upload")
+	l.W, err = ops.Upload(src, spec)
+	end()
+	if err != nil {
+		l.Close()
+		return nil, err
 	}
-	return map[string]any{"scheme": string(q.Scheme), "bits": q.Bits, "granularity": q.Granularity.String(), "scope": q.Scope, "preset": q.Preset}
+	return l, nil
 }
 
 func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) { return tokenizer.Load(dir) }
@@ -194,19 +137,4 @@ func firstTokens(c *ucli.Context, ids []int32) ([]int32, error) {
 		ids = ids[:n]
 	}
 	return ids, nil
-}
-
-// readText reads a UTF-8 text file with CRLF line endings normalised to LF.
-func readText(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	if len(data) == 0 {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	if !utf8.Valid(data) {
-		return "", fmt.Errorf("%s is not valid UTF-8 text", path)
-	}
-	return strings.ReplaceAll(string(data), "\r\n", "\n"), nil
 }

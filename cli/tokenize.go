@@ -44,11 +44,3 @@ func tokenizeCommand() *ucli.Command {
 		},
 	}
 }
-
-// kernelsUsed reports which matmul kernels a backend ran, when it keeps count.
-func kernelsUsed(o any) map[string]int64 {
-	if k, ok := o.(interface{ KernelsUsed() map[string]int64 }); ok {
-		return k.KernelsUsed()
-	}
-	return nil
-}

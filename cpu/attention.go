@@ -6,6 +6,7 @@ import (
 
 	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
 // attnRows is how many query rows one attention work item takes: enough to make the score
@@ -213,4 +214,4 @@ func attentionPacked(o, x, K, V *Buf, pos0, nHead int, scale float32) {
 	})
 }
 
-var _ model.Ops = (*Backend)(nil)
+var _ quantize.Backend = (*Backend)(nil)

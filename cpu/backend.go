@@ -3,6 +3,7 @@
 package cpu
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -21,7 +22,7 @@ type Backend struct {
 }
 
 // New returns the CPU backend with the default options (weight-only quantized kernels).
-func New() *Backend { return &Backend{opts: Options{Kernel: KernelAuto}} }
+func New() *Backend { return &Backend{opts: Options{Kernel: quantize.KernelAuto}} }
 
 // Buf is a row-major (rows, cols) float32 matrix.
 type Buf struct {
@@ -37,14 +38,26 @@ func (b *Buf) Row(r int) []float32 { return b.Data[r*b.cols : (r+1)*b.cols] }
 
 func (*Backend) Name() string { return "cpu" }
 
-// Upload checks that every tensor is a format this backend runs; host tensors need no copy.
-// LayerNorm gains and biases quantized by scope "all" (the tutorial's, which only measures their
-// error) are expanded back to float32 here: they are 0.1% of GPT-2 and every kernel reads them as
-// float32.
-func (be *Backend) Upload(w *model.Weights) (*model.Weights, error) {
-	copied := false
+// Upload makes w runnable here, stored as spec says: quantized in memory (quantize.QuantizeWeights)
+// when spec.Quant is set, else as it is. Host tensors need no copy. LayerNorm gains and biases
+// quantized by scope "all" are expanded back to float32 (quantize.RunsFloat).
+func (be *Backend) Upload(w *model.Weights, spec quantize.Spec) (*model.Weights, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.Half {
+		return nil, errors.New("cpu: fp16 weights (--scheme fp16) run only on a GPU (--device cuda:N): the CPU backend computes in float32")
+	}
+	if spec.Quant != nil {
+		q, err := quantize.QuantizeWeights(w, *spec.Quant)
+		if err != nil {
+			return nil, err
+		}
+		w = q
+	}
+	copied := spec.Quant != nil // QuantizeWeights returned a copy of its own
 	for i, p := range w.Params() {
-		if q, ok := (*p.T).(*quantize.Tensor); ok && (p.Kind == model.KindNorm || p.Kind == model.KindBias) {
+		if q, ok := (*p.T).(*quantize.Tensor); ok && quantize.RunsFloat(p.Kind) {
 			if !copied {
 				w, copied = w.Copy(), true
 			}
@@ -58,6 +71,12 @@ func (be *Backend) Upload(w *model.Weights) (*model.Weights, error) {
 	}
 	return w, nil
 }
+
+// HostWeights returns w: the CPU runs host weights.
+func (*Backend) HostWeights(w, _ *model.Weights) (*model.Weights, error) { return w, nil }
+
+// Close does nothing: the CPU backend holds no device.
+func (*Backend) Close() error { return nil }
 
 func (be *Backend) supported(t model.Tensor, k model.Kind) error {
 	if _, ok := t.(*model.F32); ok {
@@ -129,10 +148,22 @@ func (be *Backend) linearKernel(w model.Tensor) (func(out, in, bias []float32, T
 	return nil, fmt.Errorf("no CPU matmul for weight format %T", w)
 }
 
-// GELU is GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+// LinearGELU is Linear, then GELU.
+func (be *Backend) LinearGELU(out, in model.Buf, w, b model.Tensor) {
+	be.Linear(out, in, w, b)
+	be.GELU(out)
+}
+
+// GELU is GPT-2's gelu_new in place: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 func (*Backend) GELU(x model.Buf) {
 	b := x.(*Buf)
 	parallelRows(b.rows, 4, func(t int) { geluVec(b.Row(t)) })
+}
+
+// AddLayerNorm is Add, then LayerNorm: the same arithmetic the GPU does in one pass.
+func (be *Backend) AddLayerNorm(out, x, y model.Buf, w, b model.Tensor, eps float32) {
+	be.Add(x, y)
+	be.LayerNorm(out, x, w, b, eps)
 }
 
 func (*Backend) Add(x, y model.Buf) {

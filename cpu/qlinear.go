@@ -30,17 +30,11 @@ import (
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
-// Kernel choices for Options.Kernel.
-const (
-	KernelAuto       = "auto"        // weight-only (W8A8 changes the numerics, so it is opt-in)
-	KernelWeightOnly = "weight-only" // float activations, codes dequantized in the inner loop
-	KernelW8A8       = "w8a8"        // int8 activations per token × int8 weights, int32 dots
-)
-
 // Options configures the CPU backend's quantized kernels.
 type Options struct {
-	// Kernel is "auto" (or ""), "weight-only" or "w8a8". Auto means weight-only: W8A8 quantizes
-	// the activations as well and so changes the results; it is used only when asked for.
+	// Kernel is quantize.KernelAuto (or ""), KernelWeightOnly or KernelW8A8. Auto means
+	// weight-only: W8A8 quantizes the activations as well and so changes the results; it is used
+	// only when asked for.
 	Kernel string
 	// OutlierThreshold > 0 enables the LLM.int8() decomposition in W8A8: the input channels where
 	// some |x| exceeds it in a call are multiplied in float32. 0 turns it off.
@@ -49,16 +43,13 @@ type Options struct {
 
 // NewWith returns a CPU backend with the given options.
 func NewWith(o Options) (*Backend, error) {
-	switch o.Kernel {
-	case "", KernelAuto, KernelWeightOnly, KernelW8A8:
-	default:
-		return nil, fmt.Errorf("cpu: unknown kernel %q (want %q, %q or %q)", o.Kernel, KernelAuto, KernelWeightOnly, KernelW8A8)
+	k, err := quantize.ParseKernel(o.Kernel)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: %w", err)
 	}
+	o.Kernel = k
 	if !(o.OutlierThreshold >= 0) || math.IsInf(float64(o.OutlierThreshold), 0) {
 		return nil, fmt.Errorf("cpu: outlier threshold %v must be a finite value ≥ 0", o.OutlierThreshold)
-	}
-	if o.Kernel == "" {
-		o.Kernel = KernelAuto
 	}
 	return &Backend{opts: o}, nil
 }
@@ -125,16 +116,12 @@ func prepareQ(t *quantize.Tensor) (*qweight, error) {
 	if oc <= 0 || c <= 0 {
 		return nil, fmt.Errorf("empty quantized matrix %v", t.Dims)
 	}
-	G := t.GroupSize
 	q := &qweight{t: t, oc: oc, c: c, bits: t.Bits, hasZeros: t.Zeros != nil}
-	switch {
-	case G <= c && c%G == 0:
-		q.g, q.gpr = G, c/G
-	case G > c && G%c == 0:
-		q.g, q.gpr = c, 1
-	default:
-		return nil, fmt.Errorf("group size %d neither divides nor is a multiple of the row length %d", G, c)
+	var err error
+	if q.g, err = quantize.RowGroup(c, oc, t.GroupSize); err != nil {
+		return nil, err
 	}
+	q.gpr = c / q.g
 	if q.bits == 4 && (c%2 != 0 || q.g%2 != 0) {
 		return nil, fmt.Errorf("4-bit rows and groups must have even length (C=%d, group %d)", c, q.g)
 	}
@@ -229,7 +216,7 @@ func (be *Backend) quantLinear(t *quantize.Tensor) (func(out, in, bias []float32
 		if bias != nil {
 			_ = bias[q.oc-1]
 		}
-		if be.opts.Kernel == KernelW8A8 {
+		if be.opts.Kernel == quantize.KernelW8A8 {
 			be.count(w8a8Linear(q, out, in, bias, T, be.opts.OutlierThreshold, be.count))
 			return
 		}

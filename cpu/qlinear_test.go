@@ -246,7 +246,7 @@ func refW8A8(w *quantize.Tensor, in, bias []float32, T int, skip []bool) (ref, s
 func TestW8A8Linear(t *testing.T) {
 	forEachW8(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
-		be, err := NewWith(Options{Kernel: KernelW8A8})
+		be, err := NewWith(Options{Kernel: quantize.KernelW8A8})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,8 +301,8 @@ func TestW8A8Outliers(t *testing.T) {
 				}
 				return math.Sqrt(e / float64(len(out)))
 			}
-			plain := errOf(Options{Kernel: KernelW8A8})
-			split := errOf(Options{Kernel: KernelW8A8, OutlierThreshold: 6})
+			plain := errOf(Options{Kernel: quantize.KernelW8A8})
+			split := errOf(Options{Kernel: quantize.KernelW8A8, OutlierThreshold: 6})
 			t.Logf("q%d: RMS error vs float: plain W8A8 %.4g, with outliers in float %.4g", bits, plain, split)
 			if !(split < plain/4) {
 				t.Fatalf("q%d: outlier decomposition error %.4g not well below plain W8A8 %.4g", bits, split, plain)
@@ -312,7 +312,7 @@ func TestW8A8Outliers(t *testing.T) {
 			for _, k := range []int{3, 77, 200} {
 				skip[k] = true
 			}
-			be, _ := NewWith(Options{Kernel: KernelW8A8, OutlierThreshold: 6})
+			be, _ := NewWith(Options{Kernel: quantize.KernelW8A8, OutlierThreshold: 6})
 			out := nanVec(T * OC)
 			runLinear(t, be, w, out, in, bias, T)
 			r8, sc := refW8A8(w, in, bias, T, skip)
@@ -340,7 +340,7 @@ func TestNewWithOptions(t *testing.T) {
 	if _, err := NewWith(Options{OutlierThreshold: -1}); err == nil {
 		t.Fatal("negative threshold accepted")
 	}
-	for _, k := range []string{"", KernelAuto, KernelWeightOnly, KernelW8A8} {
+	for _, k := range []string{"", quantize.KernelAuto, quantize.KernelWeightOnly, quantize.KernelW8A8} {
 		if _, err := NewWith(Options{Kernel: k}); err != nil {
 			t.Fatalf("%q: %v", k, err)
 		}
@@ -427,15 +427,15 @@ func BenchmarkQLinear(b *testing.B) {
 		scheme quantize.Scheme
 	}
 	formats := []format{
-		{"f32", KernelAuto, 32, 0, ""},
-		{"q8-channel-weight-only", KernelWeightOnly, 8, 0, quantize.Absmax},
-		{"q8-g64-weight-only", KernelWeightOnly, 8, 64, quantize.ZeroPoint},
-		{"q4-g32-weight-only", KernelWeightOnly, 4, 32, quantize.ZeroPoint},
-		{"q4-g32-absmax-weight-only", KernelWeightOnly, 4, 32, quantize.Absmax},
-		{"q4-g64-weight-only", KernelWeightOnly, 4, 64, quantize.Absmax},
-		{"w8a8-q8-channel", KernelW8A8, 8, 0, quantize.Absmax},
-		{"w8a8-q8-g64", KernelW8A8, 8, 64, quantize.ZeroPoint},
-		{"w8a8-q4-g32", KernelW8A8, 4, 32, quantize.ZeroPoint},
+		{"f32", quantize.KernelAuto, 32, 0, ""},
+		{"q8-channel-weight-only", quantize.KernelWeightOnly, 8, 0, quantize.Absmax},
+		{"q8-g64-weight-only", quantize.KernelWeightOnly, 8, 64, quantize.ZeroPoint},
+		{"q4-g32-weight-only", quantize.KernelWeightOnly, 4, 32, quantize.ZeroPoint},
+		{"q4-g32-absmax-weight-only", quantize.KernelWeightOnly, 4, 32, quantize.Absmax},
+		{"q4-g64-weight-only", quantize.KernelWeightOnly, 4, 64, quantize.Absmax},
+		{"w8a8-q8-channel", quantize.KernelW8A8, 8, 0, quantize.Absmax},
+		{"w8a8-q8-g64", quantize.KernelW8A8, 8, 64, quantize.ZeroPoint},
+		{"w8a8-q4-g32", quantize.KernelW8A8, 4, 32, quantize.ZeroPoint},
 	}
 	for _, s := range [][3]int{{1, 768, 3072}, {1, 768, 768}, {1, 3072, 768}, {512, 768, 3072}} {
 		T, C, OC := s[0], s[1], s[2]

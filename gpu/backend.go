@@ -6,15 +6,15 @@ import (
 	"math"
 	"time"
 
-	"github.com/gpuquant/gpuquant/cpu"
 	"github.com/gpuquant/gpuquant/kernels"
 	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
-// Options configures the kernels the backend runs for quantized weights (cpu.Options' choices,
+// Options configures the kernels the backend runs for quantized weights (the CPU backend's choices,
 // with the same meaning, so that a scheme gives the same numbers on both backends).
 type Options struct {
-	// Kernel is cpu.KernelAuto (weight-only), cpu.KernelWeightOnly or cpu.KernelW8A8.
+	// Kernel is quantize.KernelAuto (weight-only), KernelWeightOnly or KernelW8A8.
 	Kernel string
 	// OpTimes waits for every kernel to finish and adds its time to OpTimes, by kernel: where a
 	// forward pass spends its time, at the price of the overlap of launches and of CUDA graphs
@@ -43,6 +43,8 @@ type Hooks struct {
 	// PoolStats is our allocator's memory in use now and at its peak, and the freed blocks it
 	// keeps for reuse (not in the driver's free figure, but ours to use).
 	PoolStats func() (inUse, peak, cached int64)
+	// Info describes the card for reports.
+	Info func() string
 	// Close releases the device.
 	Close func() error
 }
@@ -65,8 +67,7 @@ type Backend struct {
 	stage    []int32
 	hostPos  int // the position in params (−1: unknown)
 	scratch  map[string]*devScratch
-	pend     pending
-	inStep   bool // recording a step: token and position come from Step
+	inStep   bool // issuing a step's ops: token and position come from Step
 	noGraphs bool // capturing failed once: steps run op by op
 	steps    map[any]Graph
 	used     map[kernelUse]int64 // Linear calls per kernel and weight format (KernelsUsed)
@@ -84,37 +85,20 @@ type devScratch struct {
 	n int
 }
 
-// pending is an op held back one call so that it can be fused with the next: Linear followed by
-// GELU on its output (bias + GELU epilogue), Add followed by LayerNorm of its sum (residual +
-// LayerNorm in one pass).
-type pending struct {
-	kind         int  // 0 none, pendLinear, pendAdd
-	out          *Buf // the Linear's output
-	addX, addY   *Buf
-	linearLaunch func(act kernels.Act)
-}
-
-const (
-	pendLinear = 1
-	pendAdd    = 2
-)
-
 // NewBackend returns a backend over d (named in reports as name), with the hooks of a real device;
 // on error it releases the device (hooks.Close).
 func NewBackend(d kernels.Device, name string, opt Options, hooks Hooks) (*Backend, error) {
-	switch opt.Kernel {
-	case "":
-		opt.Kernel = cpu.KernelAuto
-	case cpu.KernelAuto, cpu.KernelWeightOnly, cpu.KernelW8A8:
-	default:
+	k, err := quantize.ParseKernel(opt.Kernel)
+	if err != nil {
 		if hooks.Close != nil {
 			hooks.Close()
 		}
-		return nil, fmt.Errorf("gpu: unknown kernel %q (want %q, %q or %q)", opt.Kernel, cpu.KernelAuto, cpu.KernelWeightOnly, cpu.KernelW8A8)
+		return nil, fmt.Errorf("gpu: %w", err)
 	}
+	opt.Kernel = k
 	var timer *opTimer
 	if opt.OpTimes {
-		timer = &opTimer{Device: d, times: map[string]*OpTime{}}
+		timer = &opTimer{Device: d, times: map[string]*model.OpTime{}}
 		d, hooks.Capture = timer, nil
 	}
 	b := &Backend{d: d, timer: timer, name: name, opt: opt, hooks: hooks, hostPos: -1, scratch: map[string]*devScratch{}, steps: map[any]Graph{}, used: map[kernelUse]int64{}}
@@ -135,7 +119,6 @@ func (b *Backend) Device() kernels.Device {
 
 // Close releases the recorded steps, the backend's own buffers and (on a GPU) the device.
 func (b *Backend) Close() error {
-	b.flush()
 	b.dropAllSteps()
 	for _, s := range b.scratch {
 		b.d.Free(s.p)
@@ -170,26 +153,28 @@ func (b *Backend) Range(name string) func() {
 	return b.hooks.Range(name)
 }
 
-// Memory is the device memory the backend's process uses: our allocator's figures and the
-// driver's (every process on the device).
-type Memory struct {
-	InUse, Peak, Cached int64 // our allocator: in use (weights, activations, scratch), peak, freed blocks kept
-	DriverFree, Total   int64 // cuMemGetInfo; 0 when the device has no driver figures
-}
-
-// Memory reports device memory (zeros where the device cannot tell).
-func (b *Backend) Memory() (Memory, error) {
-	var m Memory
+// DeviceFacts reports the device, its memory (zeros where the device cannot tell), whether steps
+// run as graphs and, with Options.OpTimes, the kernel times so far.
+func (b *Backend) DeviceFacts() model.DeviceFacts {
+	f := model.DeviceFacts{Graphs: b.hooks.Capture != nil && !b.noGraphs}
+	if b.hooks.Info != nil {
+		f.Name = b.hooks.Info()
+	}
 	if b.hooks.PoolStats != nil {
-		m.InUse, m.Peak, m.Cached = b.hooks.PoolStats()
+		f.InUse, f.Peak, f.Cached = b.hooks.PoolStats()
 	}
 	if b.hooks.MemInfo != nil {
-		var err error
-		if m.DriverFree, m.Total, err = b.hooks.MemInfo(); err != nil {
-			return m, err
+		if free, total, err := b.hooks.MemInfo(); err == nil {
+			f.DriverUsed, f.Total = total-free, total
 		}
 	}
-	return m, nil
+	if b.timer != nil {
+		f.OpTimes = make(map[string]model.OpTime, len(b.timer.times))
+		for k, v := range b.timer.times {
+			f.OpTimes[k] = *v
+		}
+	}
+	return f
 }
 
 // Buf is a (rows, cols) float32 matrix in device memory.
@@ -226,7 +211,6 @@ func (b *Backend) Slice(x model.Buf, r0, r1 int) model.Buf {
 func (b *Backend) Free(x model.Buf) {
 	s := x.(*Buf)
 	if s.owner && s.p != 0 {
-		b.flush()
 		b.d.Free(s.p)
 		s.p = 0
 	}
@@ -328,22 +312,7 @@ func (b *Backend) vector(t model.Tensor, n int, what string) kernels.Ptr {
 	return w.Data
 }
 
-// flush issues the held-back op unfused.
-func (b *Backend) flush() {
-	p := b.pend
-	b.pend = pending{}
-	switch p.kind {
-	case pendLinear:
-		p.linearLaunch(kernels.ActNone)
-	case pendAdd:
-		if b.err == nil {
-			b.fail(kernels.Add(b.d, p.addX.p, p.addY.p, p.addX.rows*p.addX.cols))
-		}
-	}
-}
-
 func (b *Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.Tensor) {
-	b.flush()
 	o := out.(*Buf)
 	_, te, ok1 := b.weight(wte, "wte")
 	_, pe, ok2 := b.weight(wpe, "wpe")
@@ -365,21 +334,30 @@ func (b *Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.
 func (b *Backend) LayerNorm(out, in model.Buf, w, bias model.Tensor, eps float32) {
 	o, x := out.(*Buf), in.(*Buf)
 	g, bb := b.vector(w, x.cols, "LayerNorm gain"), b.vector(bias, x.cols, "LayerNorm bias")
-	if p := b.pend; p.kind == pendAdd && same(p.addX, x) {
-		b.pend = pending{}
-		if b.err == nil {
-			b.fail(kernels.AddLayerNorm(b.d, x.p, p.addY.p, o.p, g, bb, x.rows, x.cols, eps))
-		}
-		return
-	}
-	b.flush()
 	if b.err == nil {
 		b.fail(kernels.LayerNorm(b.d, o.p, x.p, g, bb, x.rows, x.cols, eps))
 	}
 }
 
+// AddLayerNorm is the residual add and the next LayerNorm in one kernel.
+func (b *Backend) AddLayerNorm(out, x, y model.Buf, w, bias model.Tensor, eps float32) {
+	o, xs, ys := out.(*Buf), x.(*Buf), y.(*Buf)
+	g, bb := b.vector(w, xs.cols, "LayerNorm gain"), b.vector(bias, xs.cols, "LayerNorm bias")
+	if b.err == nil {
+		b.fail(kernels.AddLayerNorm(b.d, xs.p, ys.p, o.p, g, bb, xs.rows, xs.cols, eps))
+	}
+}
+
 func (b *Backend) Linear(out, in model.Buf, w, bias model.Tensor) {
-	b.flush()
+	b.linear(out, in, w, bias, kernels.ActNone)
+}
+
+// LinearGELU is Linear with the GELU applied in the GEMM's epilogue.
+func (b *Backend) LinearGELU(out, in model.Buf, w, bias model.Tensor) {
+	b.linear(out, in, w, bias, kernels.ActGELU)
+}
+
+func (b *Backend) linear(out, in model.Buf, w, bias model.Tensor, act kernels.Act) {
 	o, x := out.(*Buf), in.(*Buf)
 	T, C, OC := x.rows, x.cols, o.cols
 	wt, kw, ok := b.weight(w, "Linear weight")
@@ -396,28 +374,25 @@ func (b *Backend) Linear(out, in model.Buf, w, bias model.Tensor) {
 			return
 		}
 	}
-	w8a8 := b.opt.Kernel == cpu.KernelW8A8 && (kw.Bits == 8 || kw.Bits == 4)
-	b.pend = pending{kind: pendLinear, out: o, linearLaunch: func(act kernels.Act) {
-		if b.err != nil {
-			return
-		}
-		var k string
-		switch {
-		case w8a8:
-			k = kernels.KGemmW8A8
-			b.fail(b.linearW8A8(o, x, kw, bp, act))
-		case T <= gemvMaxT:
-			k = kernels.KGemv
-			b.fail(kernels.Gemv(b.d, o.p, x.p, kw, bp, T, C, OC, act))
-		case kw.Bits == 16: // fp16 prefill: tensor cores, activations rounded to half
-			k = kernels.KGemmF16
-			b.fail(kernels.GemmF16(b.d, o.p, x.p, kw, bp, T, C, OC, act))
-		default:
-			k = kernels.KGemmF32
-			b.fail(kernels.GemmF32(b.d, o.p, x.p, kw, bp, T, C, OC, act))
-		}
-		b.used[kernelUse{k, kw.Bits}]++
-	}}
+	if b.err != nil {
+		return
+	}
+	var k string
+	switch {
+	case b.opt.Kernel == quantize.KernelW8A8 && (kw.Bits == 8 || kw.Bits == 4):
+		k = kernels.KGemmW8A8
+		b.fail(b.linearW8A8(o, x, kw, bp, act))
+	case T <= gemvMaxT:
+		k = kernels.KGemv
+		b.fail(kernels.Gemv(b.d, o.p, x.p, kw, bp, T, C, OC, act))
+	case kw.Bits == 16: // fp16 prefill: tensor cores, activations rounded to half
+		k = kernels.KGemmF16
+		b.fail(kernels.GemmF16(b.d, o.p, x.p, kw, bp, T, C, OC, act))
+	default:
+		k = kernels.KGemmF32
+		b.fail(kernels.GemmF32(b.d, o.p, x.p, kw, bp, T, C, OC, act))
+	}
+	b.used[kernelUse{k, kw.Bits}]++
 }
 
 func formatName(bits int) string {
@@ -462,26 +437,14 @@ func (b *Backend) linearW8A8(o, x *Buf, kw kernels.W, bias kernels.Ptr, act kern
 	return kernels.GemmW8A8(b.d, o.p, qa, inv, qsum, kw, bias, T, C, OC, act)
 }
 
-func (b *Backend) GELU(x model.Buf) {
-	v := x.(*Buf)
-	if p := b.pend; p.kind == pendLinear && same(p.out, v) {
-		b.pend = pending{}
-		p.linearLaunch(kernels.ActGELU)
-		return
-	}
-	b.flush()
-	if b.err == nil {
-		b.fail(kernels.GELU(b.d, v.p, v.rows*v.cols))
-	}
-}
-
 func (b *Backend) Add(x, y model.Buf) {
-	b.flush()
-	b.pend = pending{kind: pendAdd, addX: x.(*Buf), addY: y.(*Buf)}
+	xs, ys := x.(*Buf), y.(*Buf)
+	if b.err == nil {
+		b.fail(kernels.Add(b.d, xs.p, ys.p, xs.rows*xs.cols))
+	}
 }
 
 func (b *Backend) Attention(out, qkv, k, v model.Buf, pos0, nHead int) {
-	b.flush()
 	o, q := out.(*Buf), qkv.(*Buf)
 	if !b.inStep {
 		b.setPos(pos0)
@@ -492,7 +455,6 @@ func (b *Backend) Attention(out, qkv, k, v model.Buf, pos0, nHead int) {
 }
 
 func (b *Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
-	b.flush()
 	l := logits.(*Buf)
 	T := len(targets)
 	tp, dp := b.ensure("targets", 4*T), b.ensure("nll", 8*T)
@@ -516,7 +478,6 @@ func (b *Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
 }
 
 func (b *Backend) Read(dst []float32, x model.Buf) {
-	b.flush()
 	if b.err == nil {
 		b.fail(b.d.CopyFromDevice(model.F32Bytes(dst[:x.Rows()*x.Cols()]), x.(*Buf).p))
 	}
@@ -528,7 +489,6 @@ func (b *Backend) Read(dst []float32, x model.Buf) {
 // is baked into the graph. Without graphs (the CPU emulator, or a capture the driver refused),
 // body's ops run one by one.
 func (b *Backend) Step(key any, token int32, pos int, body func()) {
-	b.flush()
 	if b.err != nil {
 		return
 	}
@@ -537,37 +497,31 @@ func (b *Backend) Step(key any, token int32, pos int, body func()) {
 		return
 	}
 	if b.hooks.Capture == nil || b.noGraphs {
-		b.inStep = true
-		body()
-		b.flush()
-		b.inStep = false
+		b.stepOps(body)
 		return
 	}
 	g := b.steps[key]
 	if g == nil {
 		var err error
-		g, err = b.hooks.Capture(func() error {
-			b.inStep = true
-			defer func() { b.inStep = false }()
-			body()
-			b.flush()
-			return b.err
-		})
-		if err != nil {
+		if g, err = b.hooks.Capture(func() error { b.stepOps(body); return b.err }); err != nil {
 			// The driver refused or invalidated the capture (launches inside it fail then too): run
-			// this and later steps op by op, slower with the same result. An op that really fails
-			// fails again there and keeps its error.
-			b.err = nil // Step starts only without an error, so any error now came from the capture
+			// this and later steps op by op, slower with the same result. Step began without an
+			// error, so b.err came from the capture: an op that really fails fails again below.
+			b.err = nil
 			b.noGraphs = true
-			b.inStep = true
-			body()
-			b.flush()
-			b.inStep = false
+			b.stepOps(body)
 			return
 		}
 		b.steps[key] = g
 	}
 	b.fail(g.Launch())
+}
+
+// stepOps issues body's ops with the token and position Step wrote.
+func (b *Backend) stepOps(body func()) {
+	b.inStep = true
+	defer func() { b.inStep = false }()
+	body()
 }
 
 // DropSteps releases the graph recorded for key.
@@ -578,38 +532,17 @@ func (b *Backend) DropSteps(key any) {
 	}
 }
 
-// GraphsUsed reports whether steps run as recorded graphs.
-func (b *Backend) GraphsUsed() bool { return b.hooks.Capture != nil && !b.noGraphs }
-
-// OpTime is the time kernels of one name took (Options.OpTimes): launch to completion, summed.
-type OpTime struct {
-	Calls   int64   `json:"calls"`
-	Seconds float64 `json:"seconds"`
-}
-
-// OpTimes returns the kernel times so far by kernel name, nil unless Options.OpTimes is set.
-func (b *Backend) OpTimes() map[string]OpTime {
-	if b.timer == nil {
-		return nil
-	}
-	m := make(map[string]OpTime, len(b.timer.times))
-	for k, v := range b.timer.times {
-		m[k] = *v
-	}
-	return m
-}
-
 // ResetOpTimes forgets the kernel times so far (those of uploading and quantizing, say).
 func (b *Backend) ResetOpTimes() {
 	if b.timer != nil {
-		b.timer.times = map[string]*OpTime{}
+		b.timer.times = map[string]*model.OpTime{}
 	}
 }
 
 // opTimer is a kernels.Device that waits for each launch and times it.
 type opTimer struct {
 	kernels.Device
-	times map[string]*OpTime
+	times map[string]*model.OpTime
 }
 
 func (t *opTimer) Launch(name string, grid, block kernels.Dim3, shared int, args ...any) error {
@@ -620,7 +553,7 @@ func (t *opTimer) Launch(name string, grid, block kernels.Dim3, shared int, args
 	}
 	o := t.times[name]
 	if o == nil {
-		o = &OpTime{}
+		o = &model.OpTime{}
 		t.times[name] = o
 	}
 	o.Calls++
@@ -629,7 +562,8 @@ func (t *opTimer) Launch(name string, grid, block kernels.Dim3, shared int, args
 }
 
 var (
-	_ model.Ops       = (*Backend)(nil)
-	_ model.StepGraph = (*Backend)(nil)
-	_ model.Tracer    = (*Backend)(nil)
+	_ quantize.Backend = (*Backend)(nil)
+	_ model.StepGraph  = (*Backend)(nil)
+	_ model.Tracer     = (*Backend)(nil)
+	_ model.Device     = (*Backend)(nil)
 )

@@ -8,6 +8,7 @@ package gpu
 // scripts/device-check.sh).
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -67,17 +68,17 @@ func parityCases() []parityCase {
 		return &quantize.Options{Scheme: s, Bits: bits, Granularity: g, Scope: scope}
 	}
 	return []parityCase{
-		{"fp32", nil, false, cpu.KernelAuto, 1e-4, 1e-5},
+		{"fp32", nil, false, quantize.KernelAuto, 1e-4, 1e-5},
 		// fp16 prefill rounds the activations to half (2⁻¹¹ relative) on the tensor cores, as an
 		// fp16 model does; the CPU twin multiplies the same half weights by float32 activations.
-		{"fp16", nil, true, cpu.KernelAuto, 5e-3, 1e-3},
-		{"absmax-int8-channel", q(quantize.Absmax, 8, "channel", "weights"), false, cpu.KernelWeightOnly, 1e-4, 1e-5},
-		{"zeropoint-int8-tensor-all", q(quantize.ZeroPoint, 8, "tensor", "all"), false, cpu.KernelWeightOnly, 1e-4, 1e-5},
-		{"absmax-int4-group32", q(quantize.Absmax, 4, "group:32", "weights"), false, cpu.KernelWeightOnly, 1e-4, 1e-5},
+		{"fp16", nil, true, quantize.KernelAuto, 5e-3, 1e-3},
+		{"absmax-int8-channel", q(quantize.Absmax, 8, "channel", "weights"), false, quantize.KernelWeightOnly, 1e-4, 1e-5},
+		{"zeropoint-int8-tensor-all", q(quantize.ZeroPoint, 8, "tensor", "all"), false, quantize.KernelWeightOnly, 1e-4, 1e-5},
+		{"absmax-int4-group32", q(quantize.Absmax, 4, "group:32", "weights"), false, quantize.KernelWeightOnly, 1e-4, 1e-5},
 		// W8A8 rounds activations to int8: a value on a rounding boundary may round differently
 		// after float32 sums in another order, so the bound is that of one code step, not ulps.
-		{"absmax-int8-channel-w8a8", q(quantize.Absmax, 8, "channel", "weights"), false, cpu.KernelW8A8, 2e-2, 1e-3},
-		{"zeropoint-int8-group32-w8a8", q(quantize.ZeroPoint, 8, "group:32", "linear"), false, cpu.KernelW8A8, 2e-2, 1e-3},
+		{"absmax-int8-channel-w8a8", q(quantize.Absmax, 8, "channel", "weights"), false, quantize.KernelW8A8, 2e-2, 1e-3},
+		{"zeropoint-int8-group32-w8a8", q(quantize.ZeroPoint, 8, "group:32", "linear"), false, quantize.KernelW8A8, 2e-2, 1e-3},
 	}
 }
 
@@ -107,30 +108,34 @@ func cpuModel(t *testing.T, w *model.Weights, c parityCase) (model.Ops, *model.W
 			t.Fatal(err)
 		}
 	}
-	up, err := be.Upload(src)
+	up, err := be.Upload(src, quantize.Spec{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return be, up
 }
 
-// gpuModel is the case's model on the device; quantized on the device (odd cases) or uploaded as
-// codes quantized on the host (even cases).
+// gpuModel is the case's model on the device; quantized on the device from host weights (cases
+// 1, 5, ...), from float device weights (cases 3, 7, ...), or uploaded as codes quantized on the
+// host (even cases).
 func gpuModel(t *testing.T, b *Backend, w *model.Weights, c parityCase, i int) *model.Weights {
 	t.Helper()
 	var up *model.Weights
 	var err error
 	switch {
-	case c.half:
-		up, err = b.UploadHalf(w)
 	case c.opt == nil:
-		up, err = b.Upload(w)
-	case i%2 == 1:
-		up, err = b.UploadQuantized(w, *c.opt)
+		up, err = b.Upload(w, quantize.Spec{Half: c.half})
+	case i%4 == 1:
+		up, err = b.Upload(w, quantize.Spec{Quant: c.opt})
+	case i%4 == 3:
+		var f *model.Weights
+		if f, err = b.Upload(w, quantize.Spec{}); err == nil {
+			up, err = b.Upload(f, quantize.Spec{Quant: c.opt})
+		}
 	default:
 		var q *model.Weights
 		if q, err = quantize.QuantizeWeights(w, *c.opt); err == nil {
-			up, err = b.Upload(q)
+			up, err = b.Upload(q, quantize.Spec{})
 		}
 	}
 	if err != nil {
@@ -285,12 +290,22 @@ func TestGreedyTokensMatchCPU(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	w := parityModel(t, smallConfig)
 	b, _ := testBackend(t, Options{})
-	up, err := b.Upload(w)
+	up, err := b.Upload(w, quantize.Spec{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Upload(up); err == nil || !strings.Contains(err.Error(), "already on a device") {
+	if _, err := b.Upload(up, quantize.Spec{}); err == nil || !strings.Contains(err.Error(), "already on a device") {
 		t.Errorf("uploading device weights again: %v", err)
+	}
+	if _, err := b.Upload(up, quantize.Spec{Half: true}); err == nil || !strings.Contains(err.Error(), "already on a device") {
+		t.Errorf("device weights to half: %v", err)
+	}
+	q, err := quantize.QuantizeWeights(w, quantize.Options{Scheme: quantize.Absmax, Bits: 8, Granularity: quantize.Granularity{Kind: quantize.PerChannel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Upload(q, quantize.Spec{Quant: &quantize.Options{Scheme: quantize.Absmax, Bits: 4, Granularity: quantize.Granularity{Kind: quantize.PerChannel}}}); !errors.Is(err, quantize.ErrAlreadyQuantized) {
+		t.Errorf("quantizing quantized weights: %v", err)
 	}
 	if _, err := model.NewSession(b, up, w.Config.NPositions+1); err == nil {
 		t.Error("a session longer than n_positions was accepted")
@@ -313,7 +328,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer small.Close()
-	if _, err := small.Upload(w); err == nil || !strings.Contains(err.Error(), "need") {
+	if _, err := small.Upload(w, quantize.Spec{}); err == nil || !strings.Contains(err.Error(), "need") {
 		t.Errorf("a model on a device with 1 MiB free: %v", err)
 	}
 }

@@ -57,14 +57,7 @@ func New(index int, opt Options) (*Backend, error) {
 			s := d.Stats()
 			return s.InUse, s.Peak, s.Cached
 		},
+		Info:  func() string { return d.Info().String() },
 		Close: d.Close,
 	})
-}
-
-// DeviceInfo describes the GPU a backend made by New runs on ("" for other devices).
-func DeviceInfo(b *Backend) string {
-	if d, ok := b.Device().(*cuda.Device); ok {
-		return d.Info().String()
-	}
-	return ""
 }

@@ -2,63 +2,137 @@ package gpu
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 
+	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/kernels"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
-// Upload copies host weights to the device: float32 tensors as float32, quantized ones as their
-// codes, scales and zero-points. LayerNorm gains and biases quantized by scope "all" (the
-// tutorial's, which only measures their error) are expanded to float32 first, as the CPU backend
-// does. A model that does not fit in the device's free memory is refused before any allocation.
-func (b *Backend) Upload(w *model.Weights) (*model.Weights, error) { return b.upload(w, false) }
-
-// UploadHalf is Upload with every float32 matrix (embeddings, projections, head) stored as IEEE
-// half: our fp16 baseline (activations, LayerNorm and the residual stream stay float32).
-func (b *Backend) UploadHalf(w *model.Weights) (*model.Weights, error) { return b.upload(w, true) }
-
-func (b *Backend) upload(w *model.Weights, half bool) (*model.Weights, error) {
-	params := w.Params()
-	var need int64
-	for _, p := range params {
-		switch t := (*p.T).(type) {
-		case *Tensor:
-			return nil, fmt.Errorf("gpu: %s is already on a device", p.Name)
-		case *model.F32:
-			need += int64(len(t.Data)) * int64(elemBytes(t.Dims, half))
-		case *quantize.Tensor:
-			if p.Kind == model.KindNorm || p.Kind == model.KindBias {
-				need += 4 * int64(t.Len())
-			} else {
-				need += t.Bytes()
-			}
-		default:
-			return nil, fmt.Errorf("gpu: %s: no device format for %T", p.Name, t)
-		}
+// Upload makes w resident on the device, stored as spec says (quantize.Backend): host float32
+// tensors as float32, or as IEEE half matrices (spec.Half: our fp16 baseline; activations,
+// LayerNorm and the residual stream stay float32), or quantized on the device by our kernels
+// (spec.Quant; bit-identical to quantize.QuantizeWeights), one tensor at a time, so that the
+// device holds the quantized model plus one float tensor at most; host quantized tensors as
+// their codes, scales and zero-points. w may also be float32 device weights from an earlier
+// Upload: they are quantized where they are, without a second copy, and the result shares w's
+// tensors outside the scope (free both with Close, not one by one). LayerNorm gains and biases
+// quantized by scope "all" run as float32 (quantize.RunsFloat). A model that does not fit in the
+// device's free memory is refused before any allocation.
+func (b *Backend) Upload(w *model.Weights, spec quantize.Spec) (*model.Weights, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
 	}
-	if err := b.fits(need, "the model's weights"); err != nil {
+	var need, transient int64
+	for _, p := range w.Params() {
+		keep, tmp, err := placeBytes(p, spec)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: %s: %w", p.Name, err)
+		}
+		need, transient = need+keep, max(transient, tmp)
+	}
+	what := "the model's weights"
+	if spec.Quant != nil {
+		what = "the quantized weights (and one float tensor while quantizing)"
+	}
+	if err := b.fits(need+transient, what); err != nil {
 		return nil, err
 	}
 	out := w.Copy()
 	dst := out.Params()
-	for i, p := range params {
-		t, err := b.uploadTensor(*p.T, p.Kind, half)
+	var made []*Tensor
+	for i, p := range w.Params() {
+		t, err := b.place(p, spec)
 		if err != nil {
-			FreeWeights(b.d, out, i)
+			for _, m := range made {
+				m.Free(b.d)
+			}
 			return nil, fmt.Errorf("gpu: upload %s: %w", p.Name, err)
+		}
+		if t != *p.T {
+			made = append(made, t)
 		}
 		*dst[i].T = t
 	}
 	b.reserve(w.Config)
 	if b.err != nil {
-		FreeWeights(b.d, out, -1)
+		for _, m := range made {
+			m.Free(b.d)
+		}
 		return nil, b.err
 	}
 	return out, nil
+}
+
+// quantizes reports whether spec quantizes parameter p.
+func quantizes(spec quantize.Spec, p model.Param) bool {
+	return spec.Quant != nil && quantize.InScope(spec.Quant.Scope, p.Kind, (*p.T).Shape())
+}
+
+// placeBytes is the device memory parameter p takes once placed as spec says (0 when it stays
+// where it is) and the most it holds on the way (a float copy while quantizing).
+func placeBytes(p model.Param, spec quantize.Spec) (keep, transient int64, err error) {
+	n := int64(model.NumElements((*p.T).Shape()))
+	switch t := (*p.T).(type) {
+	case *Tensor:
+		switch {
+		case t.Bits != 32 || !quantizes(spec, p):
+			if spec.Quant == nil || t.Bits != 32 {
+				return 0, 0, errors.New("already on a device")
+			}
+			return 0, 0, nil // shared with w
+		case quantize.RunsFloat(p.Kind):
+			return 4 * n, quantizedBytes(t.Dims, *spec.Quant), nil
+		}
+		return quantizedBytes(t.Dims, *spec.Quant), 0, nil
+	case *model.F32:
+		switch {
+		case quantizes(spec, p) && quantize.RunsFloat(p.Kind):
+			return 4 * n, 4*n + quantizedBytes(t.Dims, *spec.Quant), nil
+		case quantizes(spec, p):
+			return quantizedBytes(t.Dims, *spec.Quant), 4 * n, nil
+		}
+		return n * int64(elemBytes(t.Dims, spec.Half)), 0, nil
+	case *quantize.Tensor:
+		switch {
+		case !spec.Float():
+			return 0, 0, quantize.ErrAlreadyQuantized
+		case quantize.RunsFloat(p.Kind):
+			return 4 * n, 0, nil
+		}
+		return t.Bytes(), 0, nil
+	}
+	return 0, 0, fmt.Errorf("no device format for %T", *p.T)
+}
+
+// place puts parameter p on the device as spec says (placeBytes accepted it): a new tensor, or
+// p's own when it stays as it is.
+func (b *Backend) place(p model.Param, spec quantize.Spec) (*Tensor, error) {
+	switch t := (*p.T).(type) {
+	case *Tensor:
+		if !quantizes(spec, p) {
+			return t, nil
+		}
+		return b.quantizeTensor(p, t, *spec.Quant)
+	case *model.F32:
+		if !quantizes(spec, p) {
+			return b.uploadF32(t, spec.Half)
+		}
+		f, err := Upload(b.d, t)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Free(b.d)
+		return b.quantizeTensor(p, f, *spec.Quant)
+	case *quantize.Tensor:
+		if quantize.RunsFloat(p.Kind) {
+			return Upload(b.d, t.Dequantize())
+		}
+		return b.uploadQuantized(t)
+	}
+	return nil, fmt.Errorf("no device format for %T", *p.T)
 }
 
 func elemBytes(dims []int, half bool) int {
@@ -68,35 +142,32 @@ func elemBytes(dims []int, half bool) int {
 	return 4
 }
 
-func (b *Backend) uploadTensor(t model.Tensor, kind model.Kind, half bool) (*Tensor, error) {
-	switch t := t.(type) {
-	case *model.F32:
-		if elemBytes(t.Dims, half) == 4 {
-			return Upload(b.d, t)
-		}
-		p, err := b.uploadBytes(halfBytes(t.Data))
-		if err != nil {
-			return nil, err
-		}
-		return &Tensor{Dims: append([]int(nil), t.Dims...), Bits: 16, Data: p}, nil
-	case *quantize.Tensor:
-		if kind == model.KindNorm || kind == model.KindBias {
-			return Upload(b.d, t.Dequantize())
-		}
-		q := &Tensor{Dims: append([]int(nil), t.Dims...), Bits: t.Bits, Scheme: t.Scheme, GroupSize: t.GroupSize}
-		var err error
-		if q.Codes, err = b.uploadBytes(t.Codes); err == nil {
-			if q.Scales, err = b.uploadBytes(model.F32Bytes(t.Scales)); err == nil && t.Zeros != nil {
-				q.Zeros, err = b.uploadBytes(model.F32Bytes(t.Zeros))
-			}
-		}
-		if err != nil {
-			q.Free(b.d)
-			return nil, err
-		}
-		return q, nil
+// uploadF32 copies a host float32 tensor, as half when half and it is a matrix.
+func (b *Backend) uploadF32(t *model.F32, half bool) (*Tensor, error) {
+	if elemBytes(t.Dims, half) == 4 {
+		return Upload(b.d, t)
 	}
-	return nil, fmt.Errorf("no device format for %T", t)
+	p, err := b.uploadBytes(halfBytes(t.Data))
+	if err != nil {
+		return nil, err
+	}
+	return &Tensor{Dims: append([]int(nil), t.Dims...), Bits: 16, Data: p}, nil
+}
+
+// uploadQuantized copies a host quantized tensor's codes, scales and zero-points.
+func (b *Backend) uploadQuantized(t *quantize.Tensor) (*Tensor, error) {
+	q := &Tensor{Dims: append([]int(nil), t.Dims...), Bits: t.Bits, Scheme: t.Scheme, GroupSize: t.GroupSize}
+	var err error
+	if q.Codes, err = b.uploadBytes(t.Codes); err == nil {
+		if q.Scales, err = b.uploadBytes(model.F32Bytes(t.Scales)); err == nil && t.Zeros != nil {
+			q.Zeros, err = b.uploadBytes(model.F32Bytes(t.Zeros))
+		}
+	}
+	if err != nil {
+		q.Free(b.d)
+		return nil, err
+	}
+	return q, nil
 }
 
 func (b *Backend) uploadBytes(data []byte) (kernels.Ptr, error) {
@@ -114,25 +185,11 @@ func (b *Backend) uploadBytes(data []byte) (kernels.Ptr, error) {
 // halfBytes converts v to IEEE halves (round to nearest even), little-endian, on all cores.
 func halfBytes(v []float32) []byte {
 	out := make([]byte, 2*len(v))
-	const chunk = 1 << 16
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lo := range work {
-				for i := lo; i < min(lo+chunk, len(v)); i++ {
-					binary.LittleEndian.PutUint16(out[2*i:], model.Float32ToHalf(v[i]))
-				}
-			}
-		}()
-	}
-	for lo := 0; lo < len(v); lo += chunk {
-		work <- lo
-	}
-	close(work)
-	wg.Wait()
+	par.Pieces(len(v), 1<<16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			binary.LittleEndian.PutUint16(out[2*i:], model.Float32ToHalf(v[i]))
+		}
+	})
 	return out
 }
 
@@ -165,52 +222,10 @@ func (b *Backend) reserve(c model.Config) {
 	b.ensure("qsum", 4*c.NEmbd/8)
 }
 
-// QuantizeOnDevice quantizes the float32 device weights w (from Upload) with opt on the device,
-// with our kernels, bit-identical to quantize.QuantizeWeights: the weights are uploaded once and
-// every scheme is made from them. w is left as it is; the result shares w's tensors outside the
-// scope (free both with Close, not one by one). LayerNorm gains and biases in the scope ("all")
-// are quantized and expanded back to float32, as Upload does.
-func (b *Backend) QuantizeOnDevice(w *model.Weights, opt quantize.Options) (*model.Weights, error) {
-	if err := opt.Validate(); err != nil {
-		return nil, err
-	}
-	var need int64
-	for _, p := range w.Params() {
-		t, ok := (*p.T).(*Tensor)
-		if !ok || t.Bits != 32 {
-			return nil, fmt.Errorf("gpu: %s: quantizing on the device needs float32 device weights (have %T)", p.Name, *p.T)
-		}
-		if quantize.InScope(opt.Scope, p.Kind, t.Dims) {
-			need += quantizedBytes(t, opt)
-		}
-	}
-	if err := b.fits(need, "the quantized weights"); err != nil {
-		return nil, err
-	}
-	out := w.Copy()
-	var made []*Tensor
-	for _, p := range out.Params() {
-		t := (*p.T).(*Tensor)
-		if !quantize.InScope(opt.Scope, p.Kind, t.Dims) {
-			continue
-		}
-		q, err := b.quantizeTensor(p, t, opt)
-		if err != nil {
-			for _, m := range made {
-				m.Free(b.d)
-			}
-			return nil, err
-		}
-		made = append(made, q)
-		*p.T = q
-	}
-	return out, nil
-}
-
-// quantizedBytes is the device memory of t quantized with opt.
-func quantizedBytes(t *Tensor, opt quantize.Options) int64 {
-	n := model.NumElements(t.Dims)
-	gs, err := opt.Granularity.GroupSize("", t.Dims)
+// quantizedBytes is the device memory of a tensor of shape dims quantized with opt.
+func quantizedBytes(dims []int, opt quantize.Options) int64 {
+	n := model.NumElements(dims)
+	gs, err := opt.Granularity.GroupSize("", dims)
 	if err != nil || gs <= 0 {
 		return int64(n) // an error Quantize will report
 	}
@@ -224,7 +239,7 @@ func quantizedBytes(t *Tensor, opt quantize.Options) int64 {
 // quantizeTensor quantizes one parameter; norms and biases come back dequantized to float32.
 func (b *Backend) quantizeTensor(p model.Param, t *Tensor, opt quantize.Options) (*Tensor, error) {
 	q, err := Quantize(b.d, p.Name, t, opt)
-	if err != nil || (p.Kind != model.KindNorm && p.Kind != model.KindBias) {
+	if err != nil || !quantize.RunsFloat(p.Kind) {
 		return q, err
 	}
 	defer q.Free(b.d)
@@ -246,55 +261,6 @@ func (b *Backend) dequantize(name string, q *Tensor) (*Tensor, error) {
 	return f, nil
 }
 
-// UploadQuantized uploads the float32 host weights w and quantizes them on the device one tensor
-// at a time (QuantizeWeights), so that the device holds the quantized model plus one float tensor
-// at most; norms and biases in the scope come back float32, as with QuantizeOnDevice.
-func (b *Backend) UploadQuantized(w *model.Weights, opt quantize.Options) (*model.Weights, error) {
-	if err := opt.Validate(); err != nil {
-		return nil, err
-	}
-	var need, largest int64
-	for _, p := range w.Params() {
-		f, ok := (*p.T).(*model.F32)
-		if !ok {
-			return nil, fmt.Errorf("gpu: %s: %w", p.Name, quantize.ErrAlreadyQuantized)
-		}
-		ft := &Tensor{Dims: f.Dims, Bits: 32}
-		largest = max(largest, ft.Bytes())
-		if quantize.InScope(opt.Scope, p.Kind, f.Dims) && p.Kind != model.KindNorm && p.Kind != model.KindBias {
-			need += quantizedBytes(ft, opt)
-		} else {
-			need += ft.Bytes()
-		}
-	}
-	if err := b.fits(need+largest, "the quantized weights (and one float tensor while quantizing)"); err != nil {
-		return nil, err
-	}
-	q, err := QuantizeWeights(b.d, w, opt)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range q.Params() {
-		t := (*p.T).(*Tensor)
-		if t.Bits == 32 || (p.Kind != model.KindNorm && p.Kind != model.KindBias) {
-			continue
-		}
-		f, err := b.dequantize(p.Name, t)
-		if err != nil {
-			FreeWeights(b.d, q, -1)
-			return nil, err
-		}
-		t.Free(b.d)
-		*p.T = f
-	}
-	b.reserve(w.Config)
-	if b.err != nil {
-		FreeWeights(b.d, q, -1)
-		return nil, b.err
-	}
-	return q, nil
-}
-
 // HostWeights returns host weights to compare with src and draw histograms from: the quantized
 // device tensors of w downloaded as quantize.Tensor, float32 norms and biases downloaded (they
 // differ from src under scope "all"), and src's own tensors for the float matrices w holds
@@ -314,7 +280,7 @@ func (b *Backend) HostWeights(w, src *model.Weights) (*model.Weights, error) {
 				return nil, err
 			}
 			*dst[i].T = q
-		case t.Bits == 32 && (p.Kind == model.KindNorm || p.Kind == model.KindBias):
+		case t.Bits == 32 && quantize.RunsFloat(p.Kind):
 			f, err := t.DownloadF32(b.d)
 			if err != nil {
 				return nil, err

@@ -82,7 +82,6 @@ func Quantize(d kernels.Device, name string, f *Tensor, opt quantize.Options) (*
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
 	n := model.NumElements(f.Dims)
-	q := kernels.Quant{Scheme: kernels.Absmax, Bits: opt.Bits, Article: opt.Preset == quantize.PresetArticle}
 	t := &Tensor{Dims: append([]int(nil), f.Dims...), Bits: opt.Bits, Scheme: opt.Scheme, GroupSize: gs}
 	groups := n / gs
 	var work kernels.Ptr
@@ -93,7 +92,6 @@ func Quantize(d kernels.Device, name string, f *Tensor, opt quantize.Options) (*
 	}()
 	if t.Codes, err = alloc(d, kernels.CodeBytes(n, opt.Bits)); err == nil {
 		if t.Scales, err = alloc(d, 4*groups); err == nil && opt.Scheme == quantize.ZeroPoint {
-			q.Scheme = kernels.ZeroPoint
 			t.Zeros, err = alloc(d, 4*groups)
 		}
 	}
@@ -101,7 +99,7 @@ func Quantize(d kernels.Device, name string, f *Tensor, opt quantize.Options) (*
 		work, err = alloc(d, kernels.QuantizeWorkBytes(n, gs))
 	}
 	if err == nil {
-		err = kernels.Quantize(d, t.Codes, t.Scales, t.Zeros, work, f.Data, n, gs, q)
+		err = kernels.Quantize(d, t.Codes, t.Scales, t.Zeros, work, f.Data, n, gs, opt)
 	}
 	if err == nil {
 		err = checkScales(d, name, t.Scales, groups)
@@ -159,47 +157,6 @@ func (t *Tensor) DownloadF32(d kernels.Device) (*model.F32, error) {
 		return nil, fmt.Errorf("gpu: download: %w", err)
 	}
 	return model.NewF32(out, t.Dims...), nil
-}
-
-// QuantizeWeights uploads w and quantizes its in-scope parameters on the device, one at a time,
-// freeing each float copy as soon as its codes exist, so that only codes and scales (and the
-// parameters outside the scope, in float32) stay resident. The result's tensors are *Tensor; free
-// them with FreeWeights. A tied head stays tied.
-func QuantizeWeights(d kernels.Device, w *model.Weights, opt quantize.Options) (*model.Weights, error) {
-	out := w.Copy()
-	src, dst := w.Params(), out.Params()
-	for i, p := range src {
-		f, ok := (*p.T).(*model.F32)
-		if !ok {
-			FreeWeights(d, out, i)
-			return nil, fmt.Errorf("gpu: %s: %w", p.Name, quantize.ErrAlreadyQuantized)
-		}
-		t, err := Upload(d, f)
-		if err == nil && quantize.InScope(opt.Scope, p.Kind, f.Dims) {
-			var q *Tensor
-			q, err = Quantize(d, p.Name, t, opt)
-			t.Free(d)
-			t = q
-		}
-		if err != nil {
-			FreeWeights(d, out, i)
-			return nil, err
-		}
-		*dst[i].T = t
-	}
-	return out, nil
-}
-
-// FreeWeights releases the device tensors among the first n parameters of w (all when n < 0).
-func FreeWeights(d kernels.Device, w *model.Weights, n int) {
-	for i, p := range w.Params() {
-		if n >= 0 && i >= n {
-			return
-		}
-		if t, ok := (*p.T).(*Tensor); ok {
-			t.Free(d)
-		}
-	}
 }
 
 var _ model.Tensor = (*Tensor)(nil)

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
 // Kernel names: the extern "C" symbols of quant.cu, gemv.cu and gemm_int8.cu.
@@ -86,35 +88,6 @@ const (
 	ZeroPoint Scheme = 1 // q = clamp(rint(x·s + z)), s = levels/(max − min), z = rint(−s·min − 2^(bits−1))
 )
 
-// Quant is a quantizer: package quantize's Options minus granularity (a launch argument).
-type Quant struct {
-	Scheme  Scheme
-	Bits    int  // 8 or 4
-	Article bool // the int8 "article" preset: numerators 100 (absmax) and 200 (zero-point)
-}
-
-// constants are quantize's: the scale numerator and the zero-point offset 2^(bits−1).
-func (q Quant) constants() (num, offset float32, err error) {
-	if q.Bits != 8 && q.Bits != 4 {
-		return 0, 0, fmt.Errorf("unsupported bits %d (want 8 or 4)", q.Bits)
-	}
-	half := 1 << (q.Bits - 1)
-	article := q.Article && q.Bits == 8
-	switch q.Scheme {
-	case Absmax:
-		if article {
-			return 100, 0, nil
-		}
-		return float32(half - 1), 0, nil
-	case ZeroPoint:
-		if article {
-			return 200, float32(half), nil
-		}
-		return float32(2*half - 1), float32(half), nil
-	}
-	return 0, 0, fmt.Errorf("unknown scheme %d", q.Scheme)
-}
-
 const (
 	quantBlock = 256  // threads per block of the element-wise and per-group kernels
 	minmaxSeg  = 2048 // values one warp of quant_minmax scans
@@ -153,22 +126,30 @@ func checkGroups(n, groupSize int) error {
 // float32, zeros 0 for Absmax; work: QuantizeWorkBytes(n, groupSize) bytes. A group holding NaN or
 // ±Inf (or whose range overflows float32) gets a NaN scale: callers that accept untrusted data
 // check the scales.
-func Quantize(d Device, codes, scales, zeros, work, x Ptr, n, groupSize int, q Quant) error {
-	if err := quantize(d, codes, scales, zeros, work, x, n, groupSize, q); err != nil {
+func Quantize(d Device, codes, scales, zeros, work, x Ptr, n, groupSize int, q quantize.Options) error {
+	if err := quantizeGroups(d, codes, scales, zeros, work, x, n, groupSize, q); err != nil {
 		return fmt.Errorf("kernels: quantize: %w", err)
 	}
 	return nil
 }
 
-func quantize(d Device, codes, scales, zeros, work, x Ptr, n, groupSize int, q Quant) error {
-	num, offset, err := q.constants()
-	if err != nil {
-		return err
+func quantizeGroups(d Device, codes, scales, zeros, work, x Ptr, n, groupSize int, q quantize.Options) error {
+	// Granularity is the launch's groupSize: only the scheme, bits and preset matter here.
+	if q.Bits != 8 && q.Bits != 4 {
+		return fmt.Errorf("unsupported bits %d (want 8 or 4)", q.Bits)
 	}
+	if q.Scheme != quantize.Absmax && q.Scheme != quantize.ZeroPoint {
+		return fmt.Errorf("unknown scheme %q", q.Scheme)
+	}
+	k := q.Constants()
 	if err := checkGroups(n, groupSize); err != nil {
 		return err
 	}
-	if (q.Scheme == ZeroPoint) != (zeros != 0) {
+	scheme := Absmax
+	if q.Scheme == quantize.ZeroPoint {
+		scheme = ZeroPoint
+	}
+	if (scheme == ZeroPoint) != (zeros != 0) {
 		return errors.New("zero-points must be given for ZeroPoint and only for it")
 	}
 	G := n / groupSize
@@ -183,7 +164,7 @@ func quantize(d Device, codes, scales, zeros, work, x Ptr, n, groupSize int, q Q
 		return err
 	}
 	if err := d.Launch(KQuantParams, Dim3{ceilDiv(G, quantBlock), 1, 1}, blk, 0,
-		scales, zeros, work, int32(G), int32(q.Scheme), num, offset); err != nil {
+		scales, zeros, work, int32(G), int32(scheme), k.Num, k.Offset); err != nil {
 		return err
 	}
 	nb := CodeBytes(n, q.Bits)
@@ -210,25 +191,9 @@ func wrap(op string, err error) error {
 	return nil
 }
 
-// rowGroup is the group width inside a row of a (OC, C) matrix quantized in groups of groupSize
-// flat values: groupSize itself when it divides C, else C (per tensor: groupSize a multiple of C).
-func rowGroup(C, OC, groupSize int) (int, error) {
-	switch {
-	case C <= 0 || OC <= 0 || C > math.MaxInt32 || OC > math.MaxInt32:
-		return 0, fmt.Errorf("bad matrix shape (%d, %d)", OC, C)
-	case groupSize <= 0 || (OC*C)%groupSize != 0:
-		return 0, fmt.Errorf("group size %d does not divide %d×%d values", groupSize, OC, C)
-	case groupSize <= C && C%groupSize == 0:
-		return groupSize, nil
-	case groupSize > C && groupSize%C == 0:
-		return C, nil
-	}
-	return 0, fmt.Errorf("group size %d neither divides nor is a multiple of the row length %d", groupSize, C)
-}
-
 // W8A8GroupWidth is the g that QuantizeActs must use for the qsum that GemmW8A8 reads: the group
 // width inside a weight row.
-func W8A8GroupWidth(C, OC, groupSize int) (int, error) { return rowGroup(C, OC, groupSize) }
+func W8A8GroupWidth(C, OC, groupSize int) (int, error) { return quantize.RowGroup(C, OC, groupSize) }
 
 // QuantizeActs quantizes activations x(T, C) per token for W8A8, as the CPU backend does: codes
 // qa(T, C) int8 with scale 127/max|x_t| (round half to even), inv(T) float32 = 1/scale, and, when
@@ -273,7 +238,7 @@ func checkLinear(w W, T, C, OC int, act Act) (int, error) {
 		}
 		return C, nil
 	}
-	return rowGroup(C, OC, w.GroupSize)
+	return quantize.RowGroup(C, OC, w.GroupSize)
 }
 
 // groupArg is the group size the kernels read (unused for float weights).

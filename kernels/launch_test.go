@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/gpuquant/gpuquant/quantize"
 )
 
 // recorder is a Device that records launches and checks their arguments against Signatures (the
@@ -60,8 +62,8 @@ func TestLaunchersPackArguments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(Quantize(r, p, p, 0, p, p, 50257*768, 50257*768, Quant{Scheme: Absmax, Bits: 8}))
-	must(Quantize(r, p, p, p, p, p, 2*33, 33, Quant{Scheme: ZeroPoint, Bits: 4}))
+	must(Quantize(r, p, p, 0, p, p, 50257*768, 50257*768, quantize.Options{Scheme: quantize.Absmax, Bits: 8}))
+	must(Quantize(r, p, p, p, p, p, 2*33, 33, quantize.Options{Scheme: quantize.ZeroPoint, Bits: 4}))
 	must(Dequantize(r, p, p, p, 0, 1600*64, 64, 4))
 	must(QuantizeActs(r, p, p, p, p, 7, 768, 64))
 	q8 := W{Data: p, Scales: p, GroupSize: 768, Bits: 8}
@@ -83,10 +85,10 @@ func TestLaunchersRejectBadShapes(t *testing.T) {
 	r := &recorder{}
 	const p = Ptr(4096)
 	for name, err := range map[string]error{
-		"group does not divide":  Quantize(r, p, p, 0, p, p, 100, 33, Quant{Scheme: Absmax, Bits: 8}),
-		"bits":                   Quantize(r, p, p, 0, p, p, 64, 32, Quant{Scheme: Absmax, Bits: 3}),
-		"absmax with zeros":      Quantize(r, p, p, p, p, p, 64, 32, Quant{Scheme: Absmax, Bits: 8}),
-		"zero-point sans zeros":  Quantize(r, p, p, 0, p, p, 64, 32, Quant{Scheme: ZeroPoint, Bits: 8}),
+		"group does not divide":  Quantize(r, p, p, 0, p, p, 100, 33, quantize.Options{Scheme: quantize.Absmax, Bits: 8}),
+		"bits":                   Quantize(r, p, p, 0, p, p, 64, 32, quantize.Options{Scheme: quantize.Absmax, Bits: 3}),
+		"absmax with zeros":      Quantize(r, p, p, p, p, p, 64, 32, quantize.Options{Scheme: quantize.Absmax, Bits: 8}),
+		"zero-point sans zeros":  Quantize(r, p, p, 0, p, p, 64, 32, quantize.Options{Scheme: quantize.ZeroPoint, Bits: 8}),
 		"w8a8 group 48":          GemmW8A8(r, p, p, p, p, W{Data: p, Scales: p, GroupSize: 48, Bits: 8}, 0, 4, 96, 8, ActNone),
 		"w8a8 zeros sans qsum":   GemmW8A8(r, p, p, p, 0, W{Data: p, Scales: p, Zeros: p, GroupSize: 32, Bits: 8}, 0, 4, 96, 8, ActNone),
 		"w8a8 float weights":     GemmW8A8(r, p, p, p, p, W{Data: p, Bits: 32}, 0, 4, 96, 8, ActNone),
@@ -104,21 +106,6 @@ func TestLaunchersRejectBadShapes(t *testing.T) {
 	}
 	if len(r.launches) != 0 {
 		t.Errorf("launched %v for bad shapes", r.launches)
-	}
-}
-
-func TestQuantConstants(t *testing.T) {
-	for _, c := range []struct {
-		q           Quant
-		num, offset float32
-	}{
-		{Quant{Absmax, 8, false}, 127, 0}, {Quant{Absmax, 4, false}, 7, 0}, {Quant{Absmax, 8, true}, 100, 0},
-		{Quant{ZeroPoint, 8, false}, 255, 128}, {Quant{ZeroPoint, 4, true}, 15, 8}, {Quant{ZeroPoint, 8, true}, 200, 128},
-	} {
-		num, off, err := c.q.constants()
-		if err != nil || num != c.num || off != c.offset {
-			t.Errorf("%+v: %v %v %v", c.q, num, off, err)
-		}
 	}
 }
 

@@ -109,23 +109,36 @@ func (s *Session) issueOps(tokens []int32, pos0, first int, logits Buf) {
 	x, h, att := o.Slice(s.x, 0, T), o.Slice(s.h, 0, T), o.Slice(s.att, 0, T)
 	qkv, fc := o.Slice(s.qkv, 0, T), o.Slice(s.fc, 0, T)
 
+	// x is the residual stream; each sublayer's output y is added to it in the same op that
+	// normalises the sum into n, the next sublayer's input (h and att take turns as y and n, so
+	// that AddLayerNorm never writes over what it reads).
+	n, y := h, att
 	o.Embed(x, tokens, pos0, s.w.WTE, s.w.WPE)
+	o.LayerNorm(n, x, s.w.Blocks[0].Ln1.W, s.w.Blocks[0].Ln1.B, eps)
 	for l := range s.w.Blocks {
 		end := Trace(o, s.layer[l])
 		b := &s.w.Blocks[l]
-		o.LayerNorm(h, x, b.Ln1.W, b.Ln1.B, eps)
-		o.Linear(qkv, h, b.QKV.W, b.QKV.B)
-		o.Attention(att, qkv, s.k[l], s.v[l], pos0, c.NHead)
-		o.Linear(h, att, b.AttnProj.W, b.AttnProj.B)
-		o.Add(x, h)
-		o.LayerNorm(h, x, b.Ln2.W, b.Ln2.B, eps)
-		o.Linear(fc, h, b.FC.W, b.FC.B)
-		o.GELU(fc)
-		o.Linear(h, fc, b.FCProj.W, b.FCProj.B)
-		o.Add(x, h)
+		o.Linear(qkv, n, b.QKV.W, b.QKV.B)
+		o.Attention(y, qkv, s.k[l], s.v[l], pos0, c.NHead)
+		o.Linear(n, y, b.AttnProj.W, b.AttnProj.B)
+		n, y = y, n
+		o.AddLayerNorm(n, x, y, b.Ln2.W, b.Ln2.B, eps)
+		o.LinearGELU(fc, n, b.FC.W, b.FC.B)
+		o.Linear(y, fc, b.FCProj.W, b.FCProj.B)
+		if l+1 < len(s.w.Blocks) {
+			next := &s.w.Blocks[l+1].Ln1
+			o.AddLayerNorm(n, x, y, next.W, next.B, eps)
+		}
 		end()
 	}
-	h, x = o.Slice(s.h, first, T), o.Slice(s.x, first, T)
-	o.LayerNorm(h, x, s.w.LnF.W, s.w.LnF.B, eps)
-	o.Linear(logits, h, s.w.HeadTensor(), nil)
+	// The last residual add covers every row; the final LayerNorm and the head only the rows
+	// whose logits are wanted.
+	if first == 0 {
+		o.AddLayerNorm(n, x, y, s.w.LnF.W, s.w.LnF.B, eps)
+	} else {
+		o.Add(x, y)
+		n = o.Slice(n, first, T)
+		o.LayerNorm(n, o.Slice(x, first, T), s.w.LnF.W, s.w.LnF.B, eps)
+	}
+	o.Linear(logits, n, s.w.HeadTensor(), nil)
 }

@@ -8,12 +8,11 @@ type Buf interface {
 }
 
 // Ops is the seam between the forward pass and a backend. Shapes use the same letters everywhere:
-// T tokens, C channels, V vocabulary, NH heads. Weights are whatever Upload returned.
+// T tokens, C channels, V vocabulary, NH heads. Weights are whatever the backend's Upload
+// returned (quantize.Backend: Upload takes a quantize.Spec, which this package cannot name).
 type Ops interface {
 	// Name identifies the backend in reports ("cpu", "cuda:0").
 	Name() string
-	// Upload makes w resident on the backend and returns weights whose tensors it can run.
-	Upload(w *Weights) (*Weights, error)
 	// NewBuf allocates a (rows, cols) activation buffer.
 	NewBuf(rows, cols int) Buf
 	// Slice is the view of rows [r0, r1) of b.
@@ -25,10 +24,14 @@ type Ops interface {
 	LayerNorm(out, in Buf, w, b Tensor, eps float32)
 	// Linear: out(T, OC) = in(T, C) · wᵀ + b; b may be nil.
 	Linear(out, in Buf, w, b Tensor)
-	// GELU applies GPT-2's tanh approximation in place.
-	GELU(x Buf)
+	// LinearGELU: out = GELU(in · wᵀ + b), GPT-2's tanh approximation (one kernel on a GPU: the
+	// GELU in the GEMM's epilogue).
+	LinearGELU(out, in Buf, w, b Tensor)
 	// Add: x += y.
 	Add(x, y Buf)
+	// AddLayerNorm: x += y, then out = LayerNorm(x) (one pass on a GPU). out must not overlap x
+	// or y.
+	AddLayerNorm(out, x, y Buf, w, b Tensor, eps float32)
 	// Attention runs causal multi-head attention for T new tokens at positions pos0.. : it stores
 	// their keys and values from qkv(T, 3C) into the layer's cache k, v (maxT, C) and writes
 	// out(T, C), attending over positions [0, pos0+t].
@@ -56,6 +59,44 @@ type StepGraph interface {
 	Step(key any, token int32, pos int, body func())
 	// DropSteps releases what was recorded under key.
 	DropSteps(key any)
+}
+
+// Device is implemented by backends that run on a device with memory of its own (a GPU).
+type Device interface {
+	// DeviceFacts describes the device and its memory now.
+	DeviceFacts() DeviceFacts
+	// ResetOpTimes forgets the kernel times so far (those of uploading and quantizing, say).
+	ResetOpTimes()
+}
+
+// DeviceFacts are a device's figures for reports.
+type DeviceFacts struct {
+	Name                string // the card: model, compute capability, SMs, memory
+	InUse, Peak, Cached int64  // our allocator: in use (weights, activations, scratch), peak, freed blocks kept
+	DriverUsed, Total   int64  // the driver's figures (every process on the device); 0 when unknown
+	Graphs              bool   // decoding steps run as recorded graphs
+	// OpTimes is the time each kernel took when the backend times them one by one (nil otherwise).
+	OpTimes map[string]OpTime
+}
+
+// OpTime is the time kernels of one name took: launch to completion, summed.
+type OpTime struct {
+	Calls   int64   `json:"calls"`
+	Seconds float64 `json:"seconds"`
+}
+
+// KernelCounter is implemented by backends that count which matmul kernels they ran.
+type KernelCounter interface {
+	// KernelsUsed returns how many Linear calls each kernel ran, by kernel name.
+	KernelsUsed() map[string]int64
+}
+
+// KernelsUsed returns o's kernel counts, nil when o does not keep them.
+func KernelsUsed(o Ops) map[string]int64 {
+	if k, ok := o.(KernelCounter); ok {
+		return k.KernelsUsed()
+	}
+	return nil
 }
 
 // Tracer is implemented by backends that mark named ranges on a profiler's timeline (NVTX).

@@ -170,7 +170,7 @@ func perplexity(t *testing.T, qw *model.Weights, ids []int32, maxLength, stride 
 		}
 	}
 	be := cpu.New()
-	up, err := be.Upload(qw)
+	up, err := be.Upload(qw, quantize.Spec{})
 	if err != nil {
 		t.Fatal(err)
 	}

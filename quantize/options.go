@@ -182,25 +182,3 @@ func (o Options) String() string {
 	}
 	return s
 }
-
-// constants returns the quantizer's constants: for Absmax the numerator of the scale (qmax, or
-// 100 for the int8 article preset); for ZeroPoint the numerator (levels, or 200) and the code
-// offset 2^(bits−1). lo and hi bound the codes.
-func (o Options) constants() (num, offset float32, lo, hi int) {
-	o = o.withDefaults()
-	half := 1 << (o.Bits - 1) // 128 or 8
-	lo, hi = -half, half-1
-	article := o.Preset == PresetArticle && o.Bits == 8
-	if o.Scheme == Absmax {
-		num = float32(half - 1) // 127 or 7
-		if article {
-			num = 100
-		}
-		return num, 0, -(half - 1), half - 1
-	}
-	num = float32(2*half - 1) // 255 or 15
-	if article {
-		num = 200
-	}
-	return num, float32(half), lo, hi
-}

@@ -176,8 +176,8 @@ type quantizer struct {
 }
 
 func newQuantizer(opt Options) quantizer {
-	num, off, lo, hi := opt.constants()
-	return quantizer{scheme: opt.Scheme, bits: opt.Bits, num: num, offset: off, lo: float32(lo), hi: float32(hi)}
+	k := opt.Constants()
+	return quantizer{scheme: opt.Scheme, bits: opt.Bits, num: k.Num, offset: k.Offset, lo: float32(k.Lo), hi: float32(k.Hi)}
 }
 
 // params computes a group's scale and zero-point from its minimum and maximum.

@@ -120,7 +120,8 @@ func TestInvariants(t *testing.T) {
 		if err := q.Validate(); err != nil {
 			t.Fatal(opt, err)
 		}
-		num, _, lo, hi := opt.constants()
+		k := opt.Constants()
+		num, lo, hi := k.Num, k.Lo, k.Hi
 		d := q.Dequantize()
 		for i, v := range x {
 			c := int(q.Code(i))
@@ -186,7 +187,8 @@ func TestConstant(t *testing.T) {
 				t.Fatal(c, opt, err)
 			}
 			d := q.Dequantize()
-			num, _, lo, hi := opt.constants()
+			k := opt.Constants()
+			num, lo, hi := k.Num, k.Lo, k.Hi
 			for i := range x {
 				code := int(q.Code(i))
 				if code < lo || code > hi || q.Code(i) != q.Code(0) {

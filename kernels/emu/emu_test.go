@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/gpuquant/gpuquant/cpu"
 	"github.com/gpuquant/gpuquant/kernels"
 	kt "github.com/gpuquant/gpuquant/kernels/kerneltest"
 	"github.com/gpuquant/gpuquant/quantize"
@@ -116,7 +115,7 @@ func TestBrokenKernelsAreCaught(t *testing.T) {
 
 	// Swapped mma fragment registers: the output comparison fails.
 	s := kt.LinSetups([]kt.LinCase{{T: 16, C: 64, OC: 16}}, []quantize.Granularity{{Kind: quantize.PerChannel}})[0]
-	ref := kt.CPULinear(t, cpu.KernelW8A8, s)
+	ref := kt.CPULinear(t, quantize.KernelW8A8, s)
 	ok := t.Run("swapped-fragments", func(t *testing.T) {
 		d := New()
 		defer d.Close()

@@ -537,7 +537,7 @@ func benchQuantizeXL(b *testing.B, opt quantize.Options) {
 			outBytes += 4 * G
 		}
 	}
-	q := kquant(opt)
+	q := opt
 	all := func() error {
 		for _, j := range jobs {
 			if err := kernels.Quantize(d, j.codes, j.scales, j.zeros, j.work, j.src.Data, j.n, j.gs, q); err != nil {

@@ -22,7 +22,7 @@ import (
 )
 
 // fwdOps is the reference: the CPU backend through the interface the forward pass uses.
-func fwdOps() model.Ops { return cpu.New() }
+func fwdOps() *cpu.Backend { return cpu.New() }
 
 // fwdBuf is a CPU (rows, cols) buffer holding v.
 func fwdBuf(ops model.Ops, rows, cols int, v []float32) model.Buf {

@@ -16,7 +16,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/gpuquant/gpuquant/cpu"
 	"github.com/gpuquant/gpuquant/kernels"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
@@ -115,14 +114,6 @@ func TestQuantizeMatchesCPU(t *testing.T) {
 	}
 }
 
-func kquant(opt quantize.Options) kernels.Quant {
-	s := kernels.Absmax
-	if opt.Scheme == quantize.ZeroPoint {
-		s = kernels.ZeroPoint
-	}
-	return kernels.Quant{Scheme: s, Bits: opt.Bits, Article: opt.Preset == quantize.PresetArticle}
-}
-
 func checkQuantize(t *testing.T, d kernels.Device, x []float32, want *quantize.Tensor, opt quantize.Options) {
 	n, gs := len(x), want.GroupSize
 	G := n / gs
@@ -134,7 +125,7 @@ func checkQuantize(t *testing.T, d kernels.Device, x []float32, want *quantize.T
 		zeros = Output(t, d, 4*G)
 	}
 	work := Output(t, d, kernels.QuantizeWorkBytes(n, gs))
-	if err := kernels.Quantize(d, codes, scales, zeros, work, xp, n, gs, kquant(opt)); err != nil {
+	if err := kernels.Quantize(d, codes, scales, zeros, work, xp, n, gs, opt); err != nil {
 		t.Fatal(err)
 	}
 	CheckF32Exact(t, "scales", BytesF32(Download(t, d, scales, 4*G)), want.Scales)
@@ -168,15 +159,15 @@ func TestQuantizeNonFinite(t *testing.T) {
 	x := Randn(rand.New(rand.NewPCG(7, 7)), 128, 1)
 	x[70] = float32(math.NaN())
 	x[5] = float32(math.Inf(1))
-	for _, s := range []kernels.Scheme{kernels.Absmax, kernels.ZeroPoint} {
-		inOrders(t, fmt.Sprintf("scheme%d", s), func(t *testing.T, d kernels.Device) {
+	for _, qs := range []quantize.Scheme{quantize.Absmax, quantize.ZeroPoint} {
+		inOrders(t, string(qs), func(t *testing.T, d kernels.Device) {
 			xp := Upload(t, d, F32Bytes(x))
 			codes, scales, work := Output(t, d, 128), Output(t, d, 8), Output(t, d, 16)
 			var zeros kernels.Ptr
-			if s == kernels.ZeroPoint {
+			if qs == quantize.ZeroPoint {
 				zeros = Output(t, d, 8)
 			}
-			if err := kernels.Quantize(d, codes, scales, zeros, work, xp, 128, 64, kernels.Quant{Scheme: s, Bits: 8}); err != nil {
+			if err := kernels.Quantize(d, codes, scales, zeros, work, xp, 128, 64, quantize.Options{Scheme: qs, Bits: 8}); err != nil {
 				t.Fatal(err)
 			}
 			sc := BytesF32(Download(t, d, scales, 8))
@@ -197,7 +188,7 @@ func TestGemvWeightOnly(t *testing.T) {
 	}
 	for _, s := range LinSetups(cases, []quantize.Granularity{{Kind: quantize.PerTensor}, {Kind: quantize.PerChannel}, {Kind: quantize.PerGroup, Size: 32}}) {
 		deq := s.Q.Dequantize().Data
-		ref := CPULinear(t, cpu.KernelWeightOnly, s)
+		ref := CPULinear(t, quantize.KernelWeightOnly, s)
 		inOrders(t, "gemv/"+s.Label, func(t *testing.T, d kernels.Device) {
 			T, C, OC := s.C.T, s.C.C, s.C.OC
 			codes, scales, zeros := UploadWeights(t, d, s.Q)
@@ -298,7 +289,7 @@ func TestGemmW8A8(t *testing.T) {
 		setups = append(setups, LinSetups([]LinCase{{40, 6400, 1600}}, all[3:])...)
 	}
 	for _, s := range setups {
-		ref := CPULinear(t, cpu.KernelW8A8, s)
+		ref := CPULinear(t, quantize.KernelW8A8, s)
 		inOrders(t, "w8a8/"+s.Label, func(t *testing.T, d kernels.Device) {
 			RunW8A8(t, d, s, ref, kernels.KGemmW8A8)
 		})

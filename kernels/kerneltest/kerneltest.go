@@ -157,7 +157,7 @@ func LinSetups(cases []LinCase, grans []quantize.Granularity) []LinSetup {
 }
 
 // CPULinear runs the CPU backend's Linear on the quantized weight with the given kernel
-// (cpu.KernelWeightOnly or cpu.KernelW8A8); nil where the CPU backend has no kernel for the shape
+// (quantize.KernelWeightOnly or quantize.KernelW8A8); nil where the CPU backend has no kernel for the shape
 // (4-bit rows of odd length).
 func CPULinear(t TB, kernel string, s LinSetup) []float32 {
 	if s.Q.Bits == 4 && s.C.C%2 != 0 {

@@ -105,7 +105,7 @@ func TestLinearFloatActivations(t *testing.T) {
 			if q == nil {
 				cpu.MatMul(twin, x, deq, b, T, C, OC)
 			} else {
-				twin = CPULinear(t, cpu.KernelWeightOnly, LinSetup{C: c, Q: q, X: x, Bias: b})
+				twin = CPULinear(t, quantize.KernelWeightOnly, LinSetup{C: c, Q: q, X: x, Bias: b})
 			}
 			for _, k := range kernelsUnderTest {
 				inOrders(t, fmt.Sprintf("%s/T%d-C%d-OC%d/%s/act%d", k.name, T, C, OC, f.name, act), func(t *testing.T, d kernels.Device) {
