@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -35,56 +36,74 @@ func allDots(q *qweight, a *w8acts, T int) []int32 {
 	return res
 }
 
+// w8DotsCase is one weight of TestW8A8DotsIdentical: C inputs, OC rows, bits, group size G.
+type w8DotsCase struct{ C, OC, bits, G int }
+
+// directDots is Σ qa·qw per token, row and group, straight from the codes.
+func directDots(qa []int8, w *quantize.Tensor, T, C, OC, gpr, g int) []int32 {
+	want := make([]int32, T*OC*gpr)
+	for tt := 0; tt < T; tt++ {
+		for j := 0; j < OC; j++ {
+			for k := 0; k < C; k++ {
+				want[(tt*OC+j)*gpr+k/g] += int32(qa[tt*C+k]) * int32(w.Code(j*C+k))
+			}
+		}
+	}
+	return want
+}
+
+// firstDiff is the first index where a and b differ (-1 if none; a and b have equal lengths).
+func firstDiff[E comparable](a, b []E) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
+}
+
 // TestW8A8DotsIdentical checks that every available path (VNNI with the +128 trick, AVX2 with
 // VPMADDWD, pure Go) produces exactly the int32 dots of a direct integer reference.
 func TestW8A8DotsIdentical(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	saved := w8ISA
 	defer func() { w8ISA = saved }()
+	var cases []w8DotsCase
 	for _, C := range []int{32, 64, 96, 768} {
 		for _, OC := range []int{1, 31, 33, 70} {
 			for _, bits := range []int{8, 4} {
 				for _, G := range groupSizes(OC, C) {
-					T := []int{1, 2, 3, 7, 17}[r.IntN(5)]
-					w := randQTensor(r, OC, C, bits, G, quantize.ZeroPoint)
-					q, err := prepareQ(w)
-					if err != nil {
-						t.Fatal(err)
-					}
-					in := randVec(r, T*C)
-					// Extreme codes: a token at exactly ±max gives ±127 codes everywhere.
-					for k := 0; k < C; k++ {
-						in[k] = float32(1 - 2*(k%2))
-					}
-					// Direct reference.
-					want := make([]int32, T*OC*q.gpr)
-					var ref *w8acts
-					for _, l := range availableW8ISAs() {
-						w8ISA = l
-						a := quantizeActs(in, T, C, q.g, nil, w8Path(q), true)
-						if ref == nil {
-							ref = a
-							for tt := 0; tt < T; tt++ {
-								for j := 0; j < OC; j++ {
-									for k := 0; k < C; k++ {
-										want[(tt*OC+j)*q.gpr+k/q.g] += int32(a.qa[tt*C+k]) * int32(w.Code(j*C+k))
-									}
-								}
-							}
-						}
-						if !slices.Equal(a.qa, ref.qa) || !slices.Equal(a.inv, ref.inv) || !slices.Equal(a.qs, ref.qs) {
-							t.Fatalf("%s: activation quantization differs between paths", w8Names[l])
-						}
-						got := allDots(q, a, T)
-						if !slices.Equal(got, want) {
-							for i := range got {
-								if got[i] != want[i] {
-									t.Fatalf("C%d OC%d q%d G%d T%d %s: dots[%d] = %d, want %d", C, OC, bits, G, T, w8Names[l], i, got[i], want[i])
-								}
-							}
-						}
-					}
+					cases = append(cases, w8DotsCase{C, OC, bits, G})
 				}
+			}
+		}
+	}
+	for _, c := range cases {
+		T := []int{1, 2, 3, 7, 17}[r.IntN(5)]
+		w := randQTensor(r, c.OC, c.C, c.bits, c.G, quantize.ZeroPoint)
+		q, err := prepareQ(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := randVec(r, T*c.C)
+		// Extreme codes: a token at exactly ±max gives ±127 codes everywhere.
+		for k := 0; k < c.C; k++ {
+			in[k] = float32(1 - 2*(k%2))
+		}
+		var want []int32 // the direct reference, from the first path's activation codes
+		var ref *w8acts
+		for _, l := range availableW8ISAs() {
+			w8ISA = l
+			a := quantizeActs(in, T, c.C, q.g, nil, w8Path(q), true)
+			if ref == nil {
+				ref, want = a, directDots(a.qa, w, T, c.C, c.OC, q.gpr, q.g)
+			}
+			if !slices.Equal(a.qa, ref.qa) || !slices.Equal(a.inv, ref.inv) || !slices.Equal(a.qs, ref.qs) {
+				t.Fatalf("%s: activation quantization differs between paths", w8Names[l])
+			}
+			if got := allDots(q, a, T); !slices.Equal(got, want) {
+				i := firstDiff(got, want)
+				t.Fatalf("C%d OC%d q%d G%d T%d %s: dots[%d] = %d, want %d", c.C, c.OC, c.bits, c.G, T, w8Names[l], i, got[i], want[i])
 			}
 		}
 	}
@@ -116,6 +135,48 @@ func TestQuantizeActs(t *testing.T) {
 	}
 }
 
+// gemvCase is one GEMV of TestQGemvPaths or TestQ4GemvOffsets: rows × c codes in groups of g
+// (4-bit codes read as nibble − off), the input x, 1/scale per group, and the zero terms z (per
+// row and group) and s (per group), nil for none.
+type gemvCase struct {
+	bits, rows, c, g, off int
+	codes                 []byte
+	x, invs, z, s         []float32
+}
+
+func (tc gemvCase) String() string {
+	return fmt.Sprintf("q%d c%d g%d rows %d off %d zero=%v", tc.bits, tc.c, tc.g, tc.rows, tc.off, tc.z != nil)
+}
+
+// code is the value element e of the codes contributes: the int8, or the nibble − off.
+func (tc gemvCase) code(e int) float64 {
+	if tc.bits == 8 {
+		return float64(int8(tc.codes[e]))
+	}
+	return float64(tc.codes[e/2]>>(4*(e%2))&15) - float64(tc.off)
+}
+
+// scale is row i's error scale: the reference recomputed with absolute values,
+// Σ|code·x·invs| + Σ|z·s|.
+func (tc gemvCase) scale(i int) float64 {
+	c, g, gpr := tc.c, tc.g, tc.c/tc.g
+	var a float64
+	for k := 0; k < c; k++ {
+		a += math.Abs(tc.code(i*c+k) * float64(tc.x[k]) * float64(tc.invs[i*gpr+k/g]))
+	}
+	for j := range tc.s {
+		a += math.Abs(float64(tc.z[i*gpr+j] * tc.s[j]))
+	}
+	return a
+}
+
+// withZeros is tc without and with its zero terms.
+func (tc gemvCase) withZeros() []gemvCase {
+	without := tc
+	without.z, without.s = nil, nil
+	return []gemvCase{without, tc}
+}
+
 // TestQGemvPaths compares the assembly GEMV inner loops with the Go reference directly, including
 // per-row group sums far from the GEMV caller's layouts (several rows, both bit widths, zero terms
 // on and off).
@@ -123,51 +184,31 @@ func TestQGemvPaths(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	saved := woISA
 	defer func() { woISA = saved }()
+	var cases []gemvCase
 	for _, bits := range []int{8, 4} {
 		for _, cg := range [][2]int{{32, 32}, {64, 32}, {96, 96}, {768, 64}, {768, 768}, {768, 32}, {512, 32}} {
-			c, g := cg[0], cg[1]
-			rows := 1 + r.IntN(13)
-			codes := make([]byte, rows*c*bits/8)
-			for i := range codes {
-				codes[i] = byte(r.IntN(256))
+			tc := gemvCase{bits: bits, c: cg[0], g: cg[1], rows: 1 + r.IntN(13)}
+			tc.codes = make([]byte, tc.rows*tc.c*bits/8)
+			for i := range tc.codes {
+				tc.codes[i] = byte(r.IntN(256))
 			}
-			x := randVec(r, c)
-			invs := randVec(r, rows*c/g)
-			zi := randVec(r, rows*c/g)
-			xs := randVec(r, c/g)
-			for _, withZero := range []bool{false, true} {
-				z, s := zi, xs
-				if !withZero {
-					z, s = nil, nil
-				}
-				want := make([]float32, rows)
-				qGemvGo(bits, rows, c, g, codes, x, invs, z, s, want)
-				for _, l := range availableWOISAs() {
-					woISA = l
-					got := nanVec(rows)
-					qGemv(bits, rows, c, g, codes, x, invs, z, s, got)
-					for i := range got {
-						// Error scale: Σ|code·x·invs| + Σ|zi·xs| ≤ 128·Σ|x|·max|invs| + ...;
-						// use the reference recomputed with absolute values.
-						var a float64
-						for k := 0; k < c; k++ {
-							var cd float64
-							if bits == 8 {
-								cd = float64(int8(codes[i*c+k]))
-							} else {
-								cd = float64(codes[(i*c+k)/2] >> (4 * ((i*c + k) % 2)) & 15)
-							}
-							a += math.Abs(cd * float64(x[k]) * float64(invs[i*c/g+k/g]))
-						}
-						if z != nil {
-							for j := range xs {
-								a += math.Abs(float64(zi[i*c/g+j] * xs[j]))
-							}
-						}
-						if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-5*a) {
-							t.Fatalf("q%d c%d g%d %s zero=%v: row %d = %v, want %v", bits, c, g, woNames[l], withZero, i, got[i], want[i])
-						}
-					}
+			tc.x = randVec(r, tc.c)
+			tc.invs = randVec(r, tc.rows*tc.c/tc.g)
+			tc.z = randVec(r, tc.rows*tc.c/tc.g)
+			tc.s = randVec(r, tc.c/tc.g)
+			cases = append(cases, tc.withZeros()...)
+		}
+	}
+	for _, tc := range cases {
+		want := make([]float32, tc.rows)
+		qGemvGo(tc.bits, tc.rows, tc.c, tc.g, tc.codes, tc.x, tc.invs, tc.z, tc.s, want)
+		for _, l := range availableWOISAs() {
+			woISA = l
+			got := nanVec(tc.rows)
+			qGemv(tc.bits, tc.rows, tc.c, tc.g, tc.codes, tc.x, tc.invs, tc.z, tc.s, got)
+			for i := range got {
+				if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-5*tc.scale(i)) {
+					t.Fatalf("%s %s: row %d = %v, want %v", tc, woNames[l], i, got[i], want[i])
 				}
 			}
 		}
@@ -184,48 +225,36 @@ func TestQ4GemvOffsets(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	saved := woISA
 	defer func() { woISA = saved }()
+	var cases []gemvCase
 	for _, cg := range [][2]int{{32, 32}, {64, 32}, {128, 64}, {96, 96}, {768, 32}, {768, 64}, {768, 768}, {1024, 32}, {3072, 32}} {
 		c, g := cg[0], cg[1]
 		gpr := c / g
 		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 13, 33} {
-			codes := make([]byte, rows*c/2)
-			for i := range codes {
-				codes[i] = byte(r.IntN(256))
+			tc := gemvCase{bits: 4, rows: rows, c: c, g: g, codes: make([]byte, rows*c/2)}
+			for i := range tc.codes {
+				tc.codes[i] = byte(r.IntN(256))
 			}
-			x := randVec(r, c)
-			invs, zi, xs := randVec(r, rows*gpr), randVec(r, rows*gpr), randVec(r, gpr)
+			tc.x = randVec(r, c)
+			tc.invs, tc.z, tc.s = randVec(r, rows*gpr), randVec(r, rows*gpr), randVec(r, gpr)
 			for _, off := range []int{0, 8} {
-				for _, withZero := range []bool{false, true} {
-					z, s := zi, xs
-					if !withZero {
-						z, s = nil, nil
-					}
-					want := make([]float32, rows)
-					q4GemvGo(rows, c, g, off, codes, x, invs, z, s, want)
-					for _, l := range availableWOISAs() {
-						woISA = l
-						got := nanVec(rows + 1)
-						q4Gemv(rows, c, g, off, codes, x, invs, z, s, got[:rows])
-						if !math.IsNaN(float64(got[rows])) {
-							t.Fatalf("c%d g%d rows %d off %d %s: wrote past the output", c, g, rows, off, woNames[l])
-						}
-						for i := 0; i < rows; i++ {
-							var a float64
-							for k := 0; k < c; k++ {
-								e := i*c + k
-								n := float64(codes[e/2]>>(4*(e%2))&15) - float64(off)
-								a += math.Abs(n * float64(x[k]) * float64(invs[i*gpr+k/g]))
-							}
-							if z != nil {
-								for j := range s {
-									a += math.Abs(float64(z[i*gpr+j] * s[j]))
-								}
-							}
-							if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-5*a) {
-								t.Fatalf("c%d g%d rows %d off %d zero=%v %s: row %d = %v, want %v", c, g, rows, off, withZero, woNames[l], i, got[i], want[i])
-							}
-						}
-					}
+				tc.off = off
+				cases = append(cases, tc.withZeros()...)
+			}
+		}
+	}
+	for _, tc := range cases {
+		want := make([]float32, tc.rows)
+		q4GemvGo(tc.rows, tc.c, tc.g, tc.off, tc.codes, tc.x, tc.invs, tc.z, tc.s, want)
+		for _, l := range availableWOISAs() {
+			woISA = l
+			got := nanVec(tc.rows + 1)
+			q4Gemv(tc.rows, tc.c, tc.g, tc.off, tc.codes, tc.x, tc.invs, tc.z, tc.s, got[:tc.rows])
+			if !math.IsNaN(float64(got[tc.rows])) {
+				t.Fatalf("%s %s: wrote past the output", tc, woNames[l])
+			}
+			for i := range tc.rows {
+				if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-5*tc.scale(i)) {
+					t.Fatalf("%s %s: row %d = %v, want %v", tc, woNames[l], i, got[i], want[i])
 				}
 			}
 		}
