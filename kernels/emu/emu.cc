@@ -54,10 +54,6 @@ int cudaemu_sanitized(void) {
 #endif
 }
 
-#define CUDAEMU_STR2(x) #x
-#define CUDAEMU_STR(x) CUDAEMU_STR2(x)
-const char* cudaemu_src_hash(void) { return CUDAEMU_STR(CUDAEMU_SRC_HASH) + 1; }  // without the leading h
-
 int cudaemu_kernel_count(void) { return int(kernels().size()); }
 const char* cudaemu_kernel_name(int i) { return kernels()[i].name; }
 const char* cudaemu_kernel_sig(int i) { return kernels()[i].sig.c_str(); }

@@ -1,9 +1,5 @@
 //go:build cudaemu
 
-// Package emu runs gpuquant's CUDA kernels (kernels/*.cu, unchanged) on the CPU: a kernels.Device
-// over host memory whose Launch executes the kernel under the fiber shim of cudaemu.h (every CUDA
-// thread a fiber, warp collectives and mma.sync emulated, three schedule orders). It exists for
-// tests (build tag cudaemu, needs cgo and g++); the product never links it.
 package emu
 
 /*
@@ -15,14 +11,14 @@ package emu
 import "C"
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -76,25 +72,59 @@ func (d *Device) SetSchedule(s Schedule, seed uint64) {
 // Sanitized reports whether the emulator was built with -fsanitize=address (make test-emu-asan).
 func Sanitized() bool { return C.cudaemu_sanitized() != 0 }
 
-// SrcFiles are the sources emu.cc includes from outside its folder, relative to kernels/emu, in
-// the order their hash is taken (first 16 hex digits of the SHA-256 of their concatenation, as
-// `cat FILES | sha256sum` prints it).
-var SrcFiles = []string{"../common.cuh", "../ptx.cuh", "../quant.cu", "../gemv.cu", "../gemm_f32.cu", "../gemm_f16.cu", "../gemm_int8.cu", "../norm.cu", "../attention.cu", "broken.cu"}
+// goHashed are the extensions of the files in a cgo package's folder whose contents Go's build
+// cache hashes (C and C++ sources and headers: go/build's CFiles, CXXFiles and HFiles).
+var goHashed = map[string]bool{".c": true, ".cc": true, ".cpp": true, ".cxx": true, ".h": true, ".hh": true, ".hpp": true, ".hxx": true}
 
-// CheckFresh reports an error when the compiled emulator is older than the kernel sources in dir
-// (the kernels/emu folder): Go's build cache does not track them. `make test-emu` refreshes it.
+var quotedInclude = regexp.MustCompile(`(?m)^[ \t]*#[ \t]*include[ \t]*"([^"]+)"`)
+
+// CheckFresh reports an error when a file the emulator includes is invisible to Go's build cache,
+// which would let a test run an emulator compiled from older kernels. Go hashes only the C/C++
+// sources and headers of this folder (dir, the kernels/emu folder), so every other file emu.cc
+// includes, directly or not (kernels/*.cu, *.cuh, broken.cu), has a committed twin here: NAME.h,
+// a symlink to it. With the twins, editing a kernel rebuilds the emulator on the next `go test`.
 func CheckFresh(dir string) error {
-	h := sha256.New()
-	for _, f := range SrcFiles {
-		b, err := os.ReadFile(filepath.Join(dir, f))
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var missing []string
+	var walk func(path string) error
+	walk = func(path string) error {
+		if seen[path] {
+			return nil
+		}
+		seen[path] = true
+		if filepath.Dir(path) != abs || !goHashed[filepath.Ext(path)] {
+			twin := filepath.Join(abs, filepath.Base(path)+".h")
+			ft, err1 := os.Stat(path)
+			tt, err2 := os.Stat(twin)
+			if err1 != nil || err2 != nil || !os.SameFile(ft, tt) {
+				rel, _ := filepath.Rel(abs, path)
+				missing = append(missing, fmt.Sprintf("ln -s %s kernels/emu/%s.h", rel, filepath.Base(path)))
+			}
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		h.Write(b)
+		for _, m := range quotedInclude.FindAllSubmatch(b, -1) {
+			if err := walk(filepath.Join(filepath.Dir(path), string(m[1]))); err != nil {
+				return fmt.Errorf("emu: %s includes %q: %w", filepath.Base(path), m[1], err)
+			}
+		}
+		return nil
 	}
-	want := hex.EncodeToString(h.Sum(nil))[:16]
-	if got := C.GoString(C.cudaemu_src_hash()); got != want {
-		return fmt.Errorf("emu: the emulator was compiled from other kernel sources (hash %s, sources on disk %s): run `make test-emu`, which updates kernels/emu/srchash.go", got, want)
+	for _, f := range []string{"emu.h", "emu.cc"} {
+		if err := walk(filepath.Join(abs, f)); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("emu: Go's build cache does not see %d file(s) the emulator includes, so a test could run a stale emulator; add (and commit) the twins it hashes: %s",
+			len(missing), strings.Join(missing, "; "))
 	}
 	return nil
 }

@@ -17,8 +17,6 @@ char* cudaemu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, un
 void cudaemu_set_schedule(int order, unsigned long long seed);
 // cudaemu_sanitized is 1 in the -fsanitize=address build.
 int cudaemu_sanitized(void);
-// cudaemu_src_hash is SrcFiles' hash when this emulator was compiled (srchash.go).
-const char* cudaemu_src_hash(void);
 int cudaemu_kernel_count(void);
 const char* cudaemu_kernel_name(int i);
 const char* cudaemu_kernel_sig(int i);

@@ -28,7 +28,7 @@ var passed, failed atomic.Int64
 func TestMain(m *testing.M) {
 	if err := CheckFresh("."); err != nil {
 		fmt.Println(err)
-		fmt.Println("cudaemu harness: 0 passed, 1 failed (stale build)")
+		fmt.Println("cudaemu harness: 0 passed, 1 failed (a source Go does not track)")
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,0 +1,1 @@
+../gemm_int8.cu
