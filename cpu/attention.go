@@ -122,96 +122,111 @@ func attentionPacked(o, x, K, V *Buf, pos0, nHead int, scale float32) {
 	bufp := getScratch(nHead * (kSize + vSize))
 	defer scratch.Put(bufp)
 	buf := *bufp
+	panels := func(h int) (kp, vp []float32) {
+		return buf[h*(kSize+vSize) : h*(kSize+vSize)+kSize], buf[h*(kSize+vSize)+kSize : (h+1)*(kSize+vSize)]
+	}
 	par.For(nHead, 1, func(lo, hi int) {
 		for h := lo; h < hi; h++ {
-			kp := buf[h*(kSize+vSize) : h*(kSize+vSize)+kSize]
-			for p := 0; p < Sp/nr; p++ {
-				dst := kp[p*hd*nr : (p+1)*hd*nr]
-				for jj := range nr {
-					j := p*nr + jj
-					if j >= S {
-						for k := range hd {
-							dst[k*nr+jj] = 0
-						}
-						continue
-					}
-					for k, v := range K.Data[j*C+h*hd : j*C+(h+1)*hd] {
-						dst[k*nr+jj] = v
-					}
-				}
-			}
-			vp := buf[h*(kSize+vSize)+kSize : (h+1)*(kSize+vSize)]
-			for p := 0; p < hd/nr; p++ {
-				dst := vp[p*S*nr : (p+1)*S*nr]
-				for j := range S {
-					copy(dst[j*nr:(j+1)*nr], V.Data[j*C+h*hd+p*nr:j*C+h*hd+(p+1)*nr])
-				}
-			}
+			kp, vp := panels(h)
+			packHead(kp, vp, K, V, h*hd, hd, nr, S)
 		}
 	})
 	blocks := (T + attnRows - 1) / attnRows
 	par.For(nHead*blocks, 1, func(lo, hi int) {
-		var ap [gemmMR]*float32
 		for item := lo; item < hi; item++ {
 			h, t0 := item/blocks, (item%blocks)*attnRows
-			t1 := min(t0+attnRows, T)
-			rows := t1 - t0
-			ld := (pos0 + t1 + nr - 1) / nr * nr
-			sp := getScratch(rows * ld)
-			sc := *sp
-			kp := buf[h*(kSize+vSize) : h*(kSize+vSize)+kSize]
-			vp := buf[h*(kSize+vSize)+kSize : (h+1)*(kSize+vSize)]
-			// Scores, panel by panel so each packed K panel is reused by all row groups from L1;
-			// a group stops at the first panel past its causal limit.
-			for p := 0; p*nr < pos0+t1; p++ {
-				for i0 := 0; i0 < rows; i0 += gemmMR {
-					mr := min(gemmMR, rows-i0)
-					if p*nr >= pos0+t0+i0+mr {
-						continue
-					}
-					for r := range gemmMR {
-						ap[r] = &x.Data[(t0+i0+r%mr)*3*C+h*hd]
-					}
-					microKernel(hd, &ap, &kp[p*hd*nr], &sc[i0*ld+p*nr], ld, mr, 0)
-				}
-			}
-			// Unnormalized probabilities e^((s−max)·scale), zero up to the group's limit; the
-			// output rows are divided by their sums after the PV product (hd values, not n).
-			var inv [attnRows]float32
-			for r := range rows {
-				lim := pos0 + t0 + min(r/gemmMR*gemmMR+gemmMR, rows)
-				row := sc[r*ld : r*ld+lim]
-				n := pos0 + t0 + r + 1 // causal: positions 0..pos0+t
-				inv[r] = 1 / expScaleSum(row[:n], row[:n], maxVec(row[:n]), scale)
-				clear(row[n:])
-			}
-			// PV in depth chunks of attnKC positions (one chunk of a V panel stays in L1 across
-			// the row groups), each group only over the positions it attends.
-			for p := 0; p < hd/nr; p++ {
-				for k0 := 0; k0 < pos0+t1; k0 += attnKC {
-					for i0 := 0; i0 < rows; i0 += gemmMR {
-						mr := min(gemmMR, rows-i0)
-						lim := pos0 + t0 + i0 + mr
-						if k0 >= lim {
-							continue
-						}
-						for r := range gemmMR {
-							ap[r] = &sc[(i0+r%mr)*ld+k0]
-						}
-						acc := 0
-						if k0 > 0 {
-							acc = 1
-						}
-						microKernel(min(attnKC, lim-k0), &ap, &vp[(p*S+k0)*nr], &o.Data[(t0+i0)*C+h*hd+p*nr], C, mr, acc)
-					}
-				}
-			}
-			for r := range rows {
-				scaleVec(o.Data[(t0+r)*C+h*hd:(t0+r)*C+(h+1)*hd], inv[r])
-			}
-			scratch.Put(sp)
+			kp, vp := panels(h)
+			attendRows(o, x, kp, vp, h*hd, hd, t0, min(t0+attnRows, T), pos0, scale)
 		}
 	})
+}
+
+// packHead packs the keys and values of the head whose columns start at c0 (positions 0..S):
+// K into k-major panels of nr positions (zero past S), V into panels of nr value columns.
+func packHead(kp, vp []float32, K, V *Buf, c0, hd, nr, S int) {
+	C := K.cols
+	for p := 0; p < len(kp)/(hd*nr); p++ {
+		dst := kp[p*hd*nr : (p+1)*hd*nr]
+		for jj := range nr {
+			j := p*nr + jj
+			if j >= S {
+				for k := range hd {
+					dst[k*nr+jj] = 0
+				}
+				continue
+			}
+			for k, v := range K.Data[j*C+c0 : j*C+c0+hd] {
+				dst[k*nr+jj] = v
+			}
+		}
+	}
+	for p := 0; p < hd/nr; p++ {
+		dst := vp[p*S*nr : (p+1)*S*nr]
+		for j := range S {
+			copy(dst[j*nr:(j+1)*nr], V.Data[j*C+c0+p*nr:j*C+c0+(p+1)*nr])
+		}
+	}
+}
+
+// attendRows computes the output rows t0..t1 of the head whose columns start at c0 from its
+// packed keys kp and values vp (packHead).
+func attendRows(o, x *Buf, kp, vp []float32, c0, hd, t0, t1, pos0 int, scale float32) {
+	C, nr := o.cols, kernelNR()
+	S := len(vp) / hd
+	rows := t1 - t0
+	ld := (pos0 + t1 + nr - 1) / nr * nr
+	sp := getScratch(rows * ld)
+	defer scratch.Put(sp)
+	sc := *sp
+	var ap [gemmMR]*float32
+	// Scores, panel by panel so each packed K panel is reused by all row groups from L1; a group
+	// stops at the first panel past its causal limit.
+	for p := 0; p*nr < pos0+t1; p++ {
+		for i0 := 0; i0 < rows; i0 += gemmMR {
+			mr := min(gemmMR, rows-i0)
+			if p*nr >= pos0+t0+i0+mr {
+				continue
+			}
+			for r := range gemmMR {
+				ap[r] = &x.Data[(t0+i0+r%mr)*3*C+c0]
+			}
+			microKernel(hd, &ap, &kp[p*hd*nr], &sc[i0*ld+p*nr], ld, mr, 0)
+		}
+	}
+	// Unnormalized probabilities e^((s−max)·scale), zero up to the group's limit; the output rows
+	// are divided by their sums after the PV product (hd values, not n).
+	var inv [attnRows]float32
+	for r := range rows {
+		lim := pos0 + t0 + min(r/gemmMR*gemmMR+gemmMR, rows)
+		row := sc[r*ld : r*ld+lim]
+		n := pos0 + t0 + r + 1 // causal: positions 0..pos0+t
+		inv[r] = 1 / expScaleSum(row[:n], row[:n], maxVec(row[:n]), scale)
+		clear(row[n:])
+	}
+	// PV in depth chunks of attnKC positions (one chunk of a V panel stays in L1 across the row
+	// groups), each group only over the positions it attends.
+	for p := 0; p < hd/nr; p++ {
+		for k0 := 0; k0 < pos0+t1; k0 += attnKC {
+			for i0 := 0; i0 < rows; i0 += gemmMR {
+				mr := min(gemmMR, rows-i0)
+				lim := pos0 + t0 + i0 + mr
+				if k0 >= lim {
+					continue
+				}
+				for r := range gemmMR {
+					ap[r] = &sc[(i0+r%mr)*ld+k0]
+				}
+				acc := 0
+				if k0 > 0 {
+					acc = 1
+				}
+				microKernel(min(attnKC, lim-k0), &ap, &vp[(p*S+k0)*nr], &o.Data[(t0+i0)*C+c0+p*nr], C, mr, acc)
+			}
+		}
+	}
+	for r := range rows {
+		scaleVec(o.Data[(t0+r)*C+c0:(t0+r)*C+c0+hd], inv[r])
+	}
 }
 
 var _ quantize.Backend = (*Backend)(nil)

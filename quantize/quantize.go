@@ -65,43 +65,53 @@ func quantize(name string, x []float32, dims []int, opt Options) (*Tensor, error
 		t.Zeros = make([]float32, groups)
 	}
 	q := newQuantizer(opt)
-	var bad badValue
 	if groups == 1 {
-		// One group: find its range in parallel, then encode in parallel.
-		var mu sync.Mutex
-		mn, mx := float32(math.Inf(1)), float32(math.Inf(-1))
-		par.Pieces(n, chunk, func(lo, hi int) {
-			a, b, i := scan(x[lo:hi])
-			if i >= 0 {
-				bad.report(lo+i, x[lo+i])
-				return
-			}
-			mu.Lock()
-			mn, mx = min(mn, a), max(mx, b)
-			mu.Unlock()
-		})
-		if err := bad.err(); err != nil {
-			return nil, err
-		}
-		s, z, err := q.params(mn, mx)
-		if err != nil {
-			return nil, err
-		}
-		t.Scales[0] = s
-		if t.Zeros != nil {
-			t.Zeros[0] = z
-		}
-		par.Pieces(n, chunk, func(lo, hi int) { q.encode(t.Codes, x[lo:hi], lo, s, z) })
-		return t, nil
+		return t, q.wholeTensor(t, x)
 	}
-	// Many groups: each goroutine takes whole groups. At 4 bits a run of groups must start on an
-	// even value so that no byte is shared between goroutines.
+	return t, q.groups(t, x)
+}
+
+// wholeTensor quantizes x as one group: its range found in parallel, then encoded in parallel.
+func (q quantizer) wholeTensor(t *Tensor, x []float32) error {
+	var bad badValue
+	var mu sync.Mutex
+	mn, mx := float32(math.Inf(1)), float32(math.Inf(-1))
+	par.Pieces(len(x), chunk, func(lo, hi int) {
+		a, b, i := scan(x[lo:hi])
+		if i >= 0 {
+			bad.report(lo+i, x[lo+i])
+			return
+		}
+		mu.Lock()
+		mn, mx = min(mn, a), max(mx, b)
+		mu.Unlock()
+	})
+	if err := bad.err(); err != nil {
+		return err
+	}
+	s, z, err := q.params(mn, mx)
+	if err != nil {
+		return err
+	}
+	t.Scales[0] = s
+	if t.Zeros != nil {
+		t.Zeros[0] = z
+	}
+	par.Pieces(len(x), chunk, func(lo, hi int) { q.encode(t.Codes, x[lo:hi], lo, s, z) })
+	return nil
+}
+
+// groups quantizes x in groups of t.GroupSize, each goroutine taking whole groups. At 4 bits a
+// run of groups must start on an even value so that no byte is shared between goroutines.
+func (q quantizer) groups(t *Tensor, x []float32) error {
+	gs := t.GroupSize
 	per := max(1, chunk/gs)
-	if opt.Bits == 4 && gs%2 == 1 && per%2 == 1 {
+	if q.bits == 4 && gs%2 == 1 && per%2 == 1 {
 		per++
 	}
+	var bad badValue
 	var ferr atomic.Pointer[error]
-	par.Pieces(groups, per, func(g0, g1 int) {
+	par.Pieces(len(x)/gs, per, func(g0, g1 int) {
 		for g := g0; g < g1; g++ {
 			lo := g * gs
 			v := x[lo : lo+gs]
@@ -123,12 +133,12 @@ func quantize(name string, x []float32, dims []int, opt Options) (*Tensor, error
 		}
 	})
 	if err := bad.err(); err != nil {
-		return nil, err
+		return err
 	}
 	if e := ferr.Load(); e != nil {
-		return nil, *e
+		return *e
 	}
-	return t, nil
+	return nil
 }
 
 // badValue keeps the lowest flat index of a non-finite value seen by any goroutine.

@@ -251,7 +251,15 @@ func RunW8A8(t TB, d kernels.Device, s LinSetup, ref []float32, kernel string) {
 	if qsum != 0 {
 		gotQs = BytesI32(Download(t, d, qsum, 4*T*gpr))
 	}
-	got := BytesF32(Download(t, d, out, 4*T*OC))
+	checkW8A8Out(t, s, wantQa, wantInv, gotQs, BytesF32(Download(t, d, out, 4*T*OC)), ref, gw)
+}
+
+// checkW8A8Out checks the W8A8 output got (and the group sums gotQs, when not nil) against the
+// exact integer result of the activation codes qa with 1/scale inv, and against ref when not nil.
+func checkW8A8Out(t TB, s LinSetup, wantQa []int8, wantInv []float32, gotQs []int32, got, ref []float32, gw int) {
+	t.Helper()
+	T, C, OC, gs := s.C.T, s.C.C, s.C.OC, s.Q.GroupSize
+	gpr := C / gw
 	// Integer codes of the weights, decoded once (Code per element is slow on the XL shapes).
 	w := make([]int8, OC*C)
 	for i := range w {
