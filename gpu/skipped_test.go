@@ -1,0 +1,16 @@
+//go:build !cudaemu && !cuda
+
+package gpu
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// Without tag cudaemu (the CPU emulator) or cuda (a GPU) no backend test is built: say so
+// (package-list `go test ./...` shows it as "[no tests to run]"; -v shows this message).
+func TestMain(m *testing.M) {
+	fmt.Println("gpu: SKIPPED, the GPU-backend tests need -tags cudaemu (cgo and g++): run `make test` or `go test -tags cudaemu ./...`")
+	os.Exit(m.Run())
+}
