@@ -62,15 +62,18 @@ type Backend struct {
 	err error
 	// params is (1 + tokCap) int32 on the device: the position of the first token (read by Embed
 	// and Attention), then the tokens Embed reads; stage is its host side, reused.
-	params   kernels.Ptr
-	tokCap   int
-	stage    []int32
-	hostPos  int // the position in params (−1: unknown)
-	scratch  map[string]*devScratch
-	inStep   bool // issuing a step's ops: token and position come from Step
-	noGraphs bool // capturing failed once: steps run op by op
-	steps    map[any]Graph
-	used     map[kernelUse]int64 // Linear calls per kernel and weight format (KernelsUsed)
+	params  kernels.Ptr
+	tokCap  int
+	stage   []int32
+	hostPos int // the position in params (−1: unknown)
+	scratch map[string]*devScratch
+	inStep  bool // issuing a step's ops: token and position come from Step
+	// recording: a step is being captured into a graph; its ops' errors go to recordErr.
+	recording bool
+	recordErr error
+	noGraphs  bool // capturing failed once: steps run op by op
+	steps     map[any]Graph
+	used      map[kernelUse]int64 // Linear calls per kernel and weight format (KernelsUsed)
 }
 
 // kernelUse is a KernelsUsed key: a linear kernel and the bits of the weights it ran on.
@@ -139,9 +142,19 @@ func (b *Backend) Name() string { return b.name }
 // Err returns the first failure of an op since the backend was made.
 func (b *Backend) Err() error { return b.err }
 
+// ok reports whether ops should still run: no error so far, nor in the step being recorded.
+func (b *Backend) ok() bool { return b.err == nil && b.recordErr == nil }
+
+// fail keeps the first error of the backend's ops; while a step is being recorded, the first error
+// of the recording instead: a refused recording is run again op by op, so its errors must not
+// stick to the backend.
 func (b *Backend) fail(err error) {
-	if err != nil && b.err == nil {
-		b.err = fmt.Errorf("gpu: %s: %w", b.name, err)
+	dst := &b.err
+	if b.recording {
+		dst = &b.recordErr
+	}
+	if err != nil && *dst == nil {
+		*dst = fmt.Errorf("gpu: %s: %w", b.name, err)
 	}
 }
 
@@ -191,7 +204,7 @@ func same(a, b *Buf) bool { return a.p == b.p && a.rows == b.rows && a.cols == b
 
 func (b *Backend) NewBuf(rows, cols int) model.Buf {
 	x := &Buf{rows: rows, cols: cols, owner: true}
-	if b.err != nil {
+	if !b.ok() {
 		return x
 	}
 	p, err := alloc(b.d, 4*rows*cols)
@@ -262,7 +275,7 @@ func (b *Backend) tokensPtr() kernels.Ptr { return b.params + 4 }
 
 // writeParams copies the position and tokens (none: the position only) to params.
 func (b *Backend) writeParams(pos int, tokens []int32) {
-	if b.err != nil {
+	if !b.ok() {
 		return
 	}
 	if pos > math.MaxInt32 {
@@ -316,7 +329,7 @@ func (b *Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.
 	o := out.(*Buf)
 	_, te, ok1 := b.weight(wte, "wte")
 	_, pe, ok2 := b.weight(wpe, "wpe")
-	if !ok1 || !ok2 || b.err != nil {
+	if !ok1 || !ok2 || !b.ok() {
 		return
 	}
 	if !b.inStep {
@@ -326,7 +339,7 @@ func (b *Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.
 		}
 		b.writeParams(pos0, tokens)
 	}
-	if b.err == nil {
+	if b.ok() {
 		b.fail(kernels.Embed(b.d, o.p, b.tokensPtr(), b.posPtr(), te, pe, o.rows, o.cols))
 	}
 }
@@ -334,7 +347,7 @@ func (b *Backend) Embed(out model.Buf, tokens []int32, pos0 int, wte, wpe model.
 func (b *Backend) LayerNorm(out, in model.Buf, w, bias model.Tensor, eps float32) {
 	o, x := out.(*Buf), in.(*Buf)
 	g, bb := b.vector(w, x.cols, "LayerNorm gain"), b.vector(bias, x.cols, "LayerNorm bias")
-	if b.err == nil {
+	if b.ok() {
 		b.fail(kernels.LayerNorm(b.d, o.p, x.p, g, bb, x.rows, x.cols, eps))
 	}
 }
@@ -343,7 +356,7 @@ func (b *Backend) LayerNorm(out, in model.Buf, w, bias model.Tensor, eps float32
 func (b *Backend) AddLayerNorm(out, x, y model.Buf, w, bias model.Tensor, eps float32) {
 	o, xs, ys := out.(*Buf), x.(*Buf), y.(*Buf)
 	g, bb := b.vector(w, xs.cols, "LayerNorm gain"), b.vector(bias, xs.cols, "LayerNorm bias")
-	if b.err == nil {
+	if b.ok() {
 		b.fail(kernels.AddLayerNorm(b.d, xs.p, ys.p, o.p, g, bb, xs.rows, xs.cols, eps))
 	}
 }
@@ -374,7 +387,7 @@ func (b *Backend) linear(out, in model.Buf, w, bias model.Tensor, act kernels.Ac
 			return
 		}
 	}
-	if b.err != nil {
+	if !b.ok() {
 		return
 	}
 	var k string
@@ -428,7 +441,7 @@ func (b *Backend) linearW8A8(o, x *Buf, kw kernels.W, bias kernels.Ptr, act kern
 	if kw.Zeros != 0 {
 		qsum = b.ensure("qsum", 4*T*(C/gw))
 	}
-	if b.err != nil {
+	if !b.ok() {
 		return nil
 	}
 	if err := kernels.QuantizeActs(b.d, qa, inv, qsum, x.p, T, C, gw); err != nil {
@@ -439,7 +452,7 @@ func (b *Backend) linearW8A8(o, x *Buf, kw kernels.W, bias kernels.Ptr, act kern
 
 func (b *Backend) Add(x, y model.Buf) {
 	xs, ys := x.(*Buf), y.(*Buf)
-	if b.err == nil {
+	if b.ok() {
 		b.fail(kernels.Add(b.d, xs.p, ys.p, xs.rows*xs.cols))
 	}
 }
@@ -449,7 +462,7 @@ func (b *Backend) Attention(out, qkv, k, v model.Buf, pos0, nHead int) {
 	if !b.inStep {
 		b.setPos(pos0)
 	}
-	if b.err == nil {
+	if b.ok() {
 		b.fail(kernels.Attention(b.d, o.p, q.p, k.(*Buf).p, v.(*Buf).p, b.posPtr(), o.rows, o.cols, nHead))
 	}
 }
@@ -458,18 +471,18 @@ func (b *Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
 	l := logits.(*Buf)
 	T := len(targets)
 	tp, dp := b.ensure("targets", 4*T), b.ensure("nll", 8*T)
-	if b.err != nil {
+	if !b.ok() {
 		return
 	}
 	b.fail(b.d.CopyToDevice(tp, model.I32Bytes(targets)))
-	if b.err == nil {
+	if b.ok() {
 		b.fail(kernels.NLL(b.d, dp, l.p, tp, T, l.cols))
 	}
 	raw := make([]byte, 8*T)
-	if b.err == nil {
+	if b.ok() {
 		b.fail(b.d.CopyFromDevice(raw, dp))
 	}
-	if b.err != nil {
+	if !b.ok() {
 		return
 	}
 	for i := range T {
@@ -478,7 +491,7 @@ func (b *Backend) NLL(dst []float64, logits model.Buf, targets []int32) {
 }
 
 func (b *Backend) Read(dst []float32, x model.Buf) {
-	if b.err == nil {
+	if b.ok() {
 		b.fail(b.d.CopyFromDevice(model.F32Bytes(dst[:x.Rows()*x.Cols()]), x.(*Buf).p))
 	}
 }
@@ -489,11 +502,11 @@ func (b *Backend) Read(dst []float32, x model.Buf) {
 // is baked into the graph. Without graphs (the CPU emulator, or a capture the driver refused),
 // body's ops run one by one.
 func (b *Backend) Step(key any, token int32, pos int, body func()) {
-	if b.err != nil {
+	if !b.ok() {
 		return
 	}
 	b.writeParams(pos, []int32{token})
-	if b.err != nil {
+	if !b.ok() {
 		return
 	}
 	if b.hooks.Capture == nil || b.noGraphs {
@@ -503,11 +516,10 @@ func (b *Backend) Step(key any, token int32, pos int, body func()) {
 	g := b.steps[key]
 	if g == nil {
 		var err error
-		if g, err = b.hooks.Capture(func() error { b.stepOps(body); return b.err }); err != nil {
+		if g, err = b.hooks.Capture(b.record(body)); err != nil {
 			// The driver refused or invalidated the capture (launches inside it fail then too): run
-			// this and later steps op by op, slower with the same result. Step began without an
-			// error, so b.err came from the capture: an op that really fails fails again below.
-			b.err = nil
+			// this and later steps op by op, slower with the same result; an op that really fails
+			// fails again there, for good.
 			b.noGraphs = true
 			b.stepOps(body)
 			return
@@ -515,6 +527,17 @@ func (b *Backend) Step(key any, token int32, pos int, body func()) {
 		b.steps[key] = g
 	}
 	b.fail(g.Launch())
+}
+
+// record returns the capture body that records a step: body's ops, their first error returned.
+func (b *Backend) record(body func()) func() error {
+	return func() error {
+		b.recording = true
+		b.stepOps(body)
+		err := b.recordErr
+		b.recording, b.recordErr = false, nil
+		return err
+	}
 }
 
 // stepOps issues body's ops with the token and position Step wrote.
