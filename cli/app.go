@@ -28,7 +28,7 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 		EnableBashCompletion: false,
 		Commands: []*ucli.Command{
 			runCommand(), evalCommand(), generateCommand(), quantizeCommand(), benchCommand(),
-			inspectCommand(), tokenizeCommand(), synthCommand(),
+			inspectCommand(), tokenizeCommand(), synthCommand(), exportCommand(),
 		},
 		Metadata: map[string]any{"stdin": stdin, "stdout": stdout, "stderr": stderr},
 	}

@@ -81,3 +81,20 @@ func TestBenchOnEmulatedGPU(t *testing.T) {
 		}
 	}
 }
+
+// A GGUF (Q8_0 as absmax codes, Q4_0 as zero-point codes) runs on our GPU kernels with the CPU
+// backend's perplexity.
+func TestGGUFOnEmulatedGPU(t *testing.T) {
+	text := textFile(t, sample)
+	dir := t.TempDir()
+	for _, typ := range []string{"q8_0", "q4_0"} {
+		out := filepath.Join(dir, typ+".gguf")
+		if _, errOut, err := gpuquant(t, "", "export", "--model", tiny(t), "--out", out, "--type", typ); err != nil {
+			t.Fatalf("export: %v\n%s", err, errOut)
+		}
+		gp, cp := evalPPL(t, out, text, "--device", "cudaemu"), evalPPL(t, out, text)
+		if math.Abs(gp-cp) > 1e-4*cp {
+			t.Errorf("%s: perplexity %v on the device, %v on the CPU", typ, gp, cp)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/gpuquant/gpuquant/gguf"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/model/tokenizer"
 	"github.com/gpuquant/gpuquant/quantize"
@@ -67,8 +68,12 @@ func (l *loaded) Close() {
 	l.Source.Close()
 }
 
-// openSource reads a checkpoint folder, plain or quantized.
+// openSource reads --model: a checkpoint folder, plain or quantized, or a llama.cpp GGUF file.
 func openSource(c *ucli.Context) (*model.Weights, *quantize.Options, error) {
+	if p := c.String("model"); gguf.IsGGUF(p) {
+		w, q, _, err := gguf.Load(p)
+		return w, q, err
+	}
 	return quantize.Open(c.String("model"))
 }
 
@@ -125,7 +130,13 @@ func loadModel(c *ucli.Context) (*loaded, error) {
 	return l, nil
 }
 
-func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) { return tokenizer.Load(dir) }
+// loadTokenizer reads the tokenizer of a checkpoint folder or GGUF file.
+func loadTokenizer(path string) (*tokenizer.Tokenizer, error) {
+	if gguf.IsGGUF(path) {
+		return gguf.LoadTokenizer(path)
+	}
+	return tokenizer.Load(path)
+}
 
 // firstTokens applies --max-tokens (0: all).
 func firstTokens(c *ucli.Context, ids []int32) ([]int32, error) {

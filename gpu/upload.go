@@ -1,11 +1,9 @@
 package gpu
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
-	"github.com/gpuquant/gpuquant/internal/par"
 	"github.com/gpuquant/gpuquant/kernels"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
@@ -147,7 +145,7 @@ func (b *Backend) uploadF32(t *model.F32, half bool) (*Tensor, error) {
 	if elemBytes(t.Dims, half) == 4 {
 		return Upload(b.d, t)
 	}
-	p, err := b.uploadBytes(halfBytes(t.Data))
+	p, err := b.uploadBytes(model.HalfBytes(t.Data))
 	if err != nil {
 		return nil, err
 	}
@@ -180,17 +178,6 @@ func (b *Backend) uploadBytes(data []byte) (kernels.Ptr, error) {
 		return 0, err
 	}
 	return p, nil
-}
-
-// halfBytes converts v to IEEE halves (round to nearest even), little-endian, on all cores.
-func halfBytes(v []float32) []byte {
-	out := make([]byte, 2*len(v))
-	par.Pieces(len(v), 1<<16, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			binary.LittleEndian.PutUint16(out[2*i:], model.Float32ToHalf(v[i]))
-		}
-	})
-	return out
 }
 
 // fits refuses an allocation of need bytes that the device's free memory cannot hold with room

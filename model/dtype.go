@@ -1,6 +1,11 @@
 package model
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/gpuquant/gpuquant/internal/par"
+)
 
 // HalfToFloat32 converts an IEEE 754 binary16 value.
 func HalfToFloat32(h uint16) float32 {
@@ -73,4 +78,15 @@ func Float32ToBF16(f float32) uint16 {
 	}
 	b += 0x7fff + (b>>16)&1
 	return uint16(b >> 16)
+}
+
+// HalfBytes converts v to IEEE halves (round to nearest even), little-endian, on all cores.
+func HalfBytes(v []float32) []byte {
+	out := make([]byte, 2*len(v))
+	par.Pieces(len(v), 1<<16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			binary.LittleEndian.PutUint16(out[2*i:], Float32ToHalf(v[i]))
+		}
+	})
+	return out
 }

@@ -16,10 +16,12 @@ import (
 
 // WriteFileAtomic writes data to path through a temporary file in the same folder and a rename.
 func WriteFileAtomic(path string, data []byte) error {
-	return writeAtomic(path, func(w *bufio.Writer) error { _, err := w.Write(data); return err })
+	return WriteAtomic(path, func(w *bufio.Writer) error { _, err := w.Write(data); return err })
 }
 
-func writeAtomic(path string, fill func(w *bufio.Writer) error) error {
+// WriteAtomic writes path through a temporary file in the same folder, filled by fill through a
+// buffered writer, and a rename: a failed or interrupted write leaves nothing at path.
+func WriteAtomic(path string, fill func(w *bufio.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("model: %w", err)

@@ -41,27 +41,45 @@ func (m *mapping) release(b []byte) {
 	}
 }
 
-// OpenSafetensors maps path and parses its header with nlpodyssey/safetensors, which returns
-// zero-copy views into the map. The caller closes the returned mapping when done with the views.
-func OpenSafetensors(path string) (safetensors.SafeTensors, *mapping, error) {
+// MapFile maps the whole file at path read-only (a checkpoint in format, named in errors); close
+// the result to unmap it.
+func MapFile(path string, format string) ([]byte, io.Closer, error) {
+	m, err := mapFile(path, 1, format)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.data, m, nil
+}
+
+// mapFile maps path, refusing a file under minSize bytes as too short for a header of format.
+func mapFile(path string, minSize int64, format string) (*mapping, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return safetensors.SafeTensors{}, nil, fmt.Errorf("model: %w", err)
+		return nil, fmt.Errorf("model: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return safetensors.SafeTensors{}, nil, fmt.Errorf("model: %w", err)
+		return nil, fmt.Errorf("model: %w", err)
 	}
-	if st.Size() < 8 {
-		return safetensors.SafeTensors{}, nil, fmt.Errorf("model: %s: truncated: %d bytes, too short for a safetensors header", path, st.Size())
+	if st.Size() < minSize {
+		return nil, fmt.Errorf("model: %s: truncated: %d bytes, too short for a %s header", path, st.Size(), format)
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return safetensors.SafeTensors{}, nil, fmt.Errorf("model: mmap %s: %w", path, err)
+		return nil, fmt.Errorf("model: mmap %s: %w", path, err)
 	}
-	m := &mapping{data: data}
-	parsed, err := ParseSafetensors(data)
+	return &mapping{data: data}, nil
+}
+
+// OpenSafetensors maps path and parses its header with nlpodyssey/safetensors, which returns
+// zero-copy views into the map. The caller closes the returned mapping when done with the views.
+func OpenSafetensors(path string) (safetensors.SafeTensors, *mapping, error) {
+	m, err := mapFile(path, 8, "safetensors")
+	if err != nil {
+		return safetensors.SafeTensors{}, nil, err
+	}
+	parsed, err := ParseSafetensors(m.data)
 	if err != nil {
 		m.Close()
 		return safetensors.SafeTensors{}, nil, fmt.Errorf("model: %s: %w", path, err)
@@ -164,7 +182,7 @@ func WriteSafetensors(path string, tensors []STensor, metadata map[string]string
 	for len(hdr)%8 != 0 { // keeps the data section 8-byte aligned for zero-copy readers
 		hdr = append(hdr, ' ')
 	}
-	return writeAtomic(path, func(w *bufio.Writer) error {
+	return WriteAtomic(path, func(w *bufio.Writer) error {
 		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(hdr)))
 		w.Write(n[:])

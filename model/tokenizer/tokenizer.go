@@ -387,3 +387,60 @@ func unicodeToBytes(s string) (string, bool) {
 }
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+// Merges returns the merge rules in rank order as "a b" strings (merges.txt's lines).
+func (t *Tokenizer) Merges() []string {
+	type ranked struct {
+		rank int32
+		text string
+	}
+	rs := make([]ranked, 0, len(t.merges))
+	for k, m := range t.merges {
+		a, b := int32(k>>32), int32(uint32(k))
+		rs = append(rs, ranked{m.rank, t.tokens[a] + " " + t.tokens[b]})
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].rank < rs[j].rank })
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.text
+	}
+	return out
+}
+
+// IsSpecial reports whether id is a special token (matched as literal text, like <|endoftext|>).
+func (t *Tokenizer) IsSpecial(id int32) bool {
+	for _, sp := range t.specials {
+		if sp.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// New builds a tokenizer from its vocabulary by id (tokens[id]; "" for an unused id), merge
+// rules "a b" in rank order, and the ids of its special tokens (what a GGUF file holds). where
+// names the source in errors.
+func New(tokens []string, merges []string, specialIDs []int32, where string) (*Tokenizer, error) {
+	vocab := make(map[string]int64, len(tokens))
+	for id, s := range tokens {
+		if s != "" {
+			vocab[s] = int64(id)
+		}
+	}
+	var specials []special
+	for _, id := range specialIDs {
+		if id < 0 || int(id) >= len(tokens) || tokens[id] == "" {
+			return nil, fmt.Errorf("tokenizer: %s: special token id %d is not in the vocabulary", where, id)
+		}
+		specials = append(specials, special{tokens[id], id})
+	}
+	pairs := make([][2]string, len(merges))
+	for i, m := range merges {
+		a, b, ok := strings.Cut(m, " ")
+		if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+			return nil, fmt.Errorf("tokenizer: %s merge %d: malformed %q (want two symbols separated by one space)", where, i, m)
+		}
+		pairs[i] = [2]string{a, b}
+	}
+	return build(vocab, where, pairs, func(i int) string { return fmt.Sprintf("%s merge %d", where, i) }, specials)
+}
