@@ -3,7 +3,7 @@ GO      ?= go
 PYTHON  ?= /usr/bin/python3
 MODELS  ?= models
 
-.PHONY: build test vet bench bench-torch golden golden-check fuzz demo cuda device-bundle clean
+.PHONY: build test test-llama vet bench bench-torch golden golden-check fuzz demo cuda device-bundle clean
 
 build:
 	$(GO) build -o gpuquant .
@@ -16,6 +16,17 @@ test: vet
 	$(GO) test ./...
 	$(MAKE) --no-print-directory test-emu
 	$(MAKE) --no-print-directory test-cuda-emu
+	$(MAKE) --no-print-directory test-llama
+
+# Our GGUF export against llama.cpp itself: its prebuilt CPU library (npm @node-llama-cpp/linux-x64,
+# fetched into build/llama-cpp once) loads F32, Q8_0 and Q4_0 files we wrote, and must give our
+# token ids and, on the same windows, our perplexity (gguf/llama_test.go).
+LLAMA_DIR := build/llama-cpp
+test-llama:
+	@scripts/llama/build.sh $(LLAMA_DIR) > /dev/null
+	@LLAMAEVAL=$(CURDIR)/$(LLAMA_DIR)/llamaeval $(GO) test -count=1 -run '^TestLlamaCpp' -v ./gguf/ 2>&1 | \
+	  tee build/test-llama.log | grep -E '^(--- |ok|FAIL|panic)|perplexity ours'; \
+	  grep -q '^--- PASS: TestLlamaCppAgrees' build/test-llama.log
 
 # CPU benchmarks on the synthetic GPT-2 124M shape (writes $(MODELS)/synth-gpt2 once).
 bench: build
@@ -35,6 +46,7 @@ golden-check:
 
 fuzz:
 	$(GO) test ./model/ -run '^$$' -fuzz FuzzParseSafetensors -fuzztime 60s
+	$(GO) test ./gguf/ -run '^$$' -fuzz FuzzParse -fuzztime 60s
 
 # The whole comparison, offline, on a synthetic GPT-2 124M made here.
 demo: build
