@@ -26,7 +26,7 @@ test-llama:
 	@scripts/llama/build.sh $(LLAMA_DIR) > /dev/null
 	@LLAMAEVAL=$(CURDIR)/$(LLAMA_DIR)/llamaeval $(GO) test -count=1 -run '^TestLlamaCpp' -v ./gguf/ 2>&1 | \
 	  tee build/test-llama.log | grep -E '^(--- |ok|FAIL|panic)|perplexity ours'; \
-	  grep -q '^--- PASS: TestLlamaCppAgrees' build/test-llama.log
+	  grep -q '^--- PASS: TestLlamaCppAgrees' build/test-llama.log && grep -q '^--- PASS: TestLlamaCppFilesLoad' build/test-llama.log
 
 # CPU benchmarks on the synthetic GPT-2 124M shape (writes $(MODELS)/synth-gpt2 once).
 bench: build

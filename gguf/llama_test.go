@@ -133,6 +133,73 @@ func TestLlamaCppAgrees(t *testing.T) {
 	}
 }
 
+// TestLlamaCppFilesLoad reads GGUFs that llama.cpp's own quantizer (llama_model_quantize, as
+// llama-quantize calls it) made from our F32 export: Q4_0 blocks with negative scales become our
+// mirrored zero-point codes; our perplexity on them must match llama.cpp's within 1e-3.
+func TestLlamaCppFilesLoad(t *testing.T) {
+	bin := os.Getenv("LLAMAEVAL")
+	if bin == "" {
+		t.Skip("LLAMAEVAL not set: run make test-llama (fetches llama.cpp's prebuilt CPU library from npm)")
+	}
+	dir := t.TempDir()
+	text := filepath.Join(dir, "text.txt")
+	words := strings.Repeat("Quantization maps real weights onto a few integer levels and one scale per block. ", 40)
+	if err := os.WriteFile(text, []byte(words), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f32 := filepath.Join(dir, "f32.gguf")
+	if _, err := Export(f32, sharpened(t), tokenizer.GPT2(), F32); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		typ  string
+		want quantize.Options
+	}{
+		{"q8_0", quantize.Options{Scheme: quantize.Absmax, Bits: 8, Granularity: quantize.Granularity{Kind: quantize.PerGroup, Size: 32}}},
+		{"q4_0", quantize.Options{Scheme: quantize.ZeroPoint, Bits: 4, Granularity: quantize.Granularity{Kind: quantize.PerGroup, Size: 32}}},
+	} {
+		path := filepath.Join(dir, c.typ+".gguf")
+		if out, err := exec.Command(bin, "--quantize", c.typ, f32, path).CombinedOutput(); err != nil {
+			t.Fatalf("llama_model_quantize %s: %v\n%s", c.typ, err, out)
+		}
+		out, err := exec.Command(bin, path, text, "--max-length", "64").Output()
+		if err != nil {
+			t.Fatalf("%s: llamaeval: %v\n%s", c.typ, err, stderrOf(err))
+		}
+		var theirs llamaEval
+		if err := json.Unmarshal(out, &theirs); err != nil {
+			t.Fatal(err)
+		}
+		w, quant, tok, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if quant == nil || *quant != c.want {
+			t.Errorf("%s: loaded as %v, want %v", c.typ, quant, c.want)
+		}
+		ids := tok.Encode(words)
+		be := cpu.New()
+		up, err := be.Upload(w, quantize.Spec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := model.NewSession(be, up, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours, err := model.Perplexity(s, ids, model.PerplexityOptions{MaxLength: 64, Method: model.MethodLlamaCpp})
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := math.Abs(ours.Perplexity-theirs.Perplexity) / theirs.Perplexity
+		t.Logf("llama.cpp's %s: perplexity ours %.6f, llama.cpp %.6f (relative %.2g)", c.typ, ours.Perplexity, theirs.Perplexity, rel)
+		if !slices.Equal(ids, theirs.IDs) || ours.Tokens != theirs.TokensScored || !(rel <= 1e-3) {
+			t.Errorf("%s: %d tokens scored, perplexity %v; llama.cpp %d, %v (relative %.2g > 1e-3)", c.typ, ours.Tokens, ours.Perplexity, theirs.TokensScored, theirs.Perplexity, rel)
+		}
+	}
+}
+
 func stderrOf(err error) string {
 	if e, ok := err.(*exec.ExitError); ok {
 		return string(e.Stderr)

@@ -18,7 +18,8 @@ func IsGGUF(path string) bool { return strings.HasSuffix(strings.ToLower(path), 
 // Load reads a llama.cpp GPT-2 GGUF (F32, F16, Q8_0 and Q4_0 tensors) into host weights and its
 // tokenizer. Q8_0 matrices become our absmax int8 group:32 codes (scale 1/d), Q4_0 ones our
 // zero-point int4 group:32 codes (scale 1/|d|, zero-point 0, or −1 with the codes mirrored where
-// d < 0), so that they run on our kernels; quant describes them (nil when every tensor is float).
+// d < 0), so that they run on our kernels; quant describes the blocks' projections (nil when
+// every tensor is float).
 // Values are copied out of the file, which is closed on return.
 func Load(path string) (w *model.Weights, quant *quantize.Options, tok *tokenizer.Tokenizer, err error) {
 	data, closer, err := model.MapFile(path, "GGUF")
@@ -74,6 +75,7 @@ func (f *File) weights() (*model.Weights, *quantize.Options, *tokenizer.Tokenize
 		w.Head = &model.F32{}
 	}
 	var quant *quantize.Options
+	linear := false // quant describes a block projection
 	for _, p := range w.Params() {
 		name := ggufName(p.Name)
 		t := byName[name]
@@ -84,8 +86,10 @@ func (f *File) weights() (*model.Weights, *quantize.Options, *tokenizer.Tokenize
 		if *p.T, err = tensorFrom(t, model.ExpectedShape(cfg, p.Name)); err != nil {
 			return nil, nil, nil, fmt.Errorf("tensor %q: %w", name, err)
 		}
-		if q, ok := (*p.T).(*quantize.Tensor); ok && quant == nil {
+		// Described by the blocks' projections (llama-quantize may store token_embd otherwise).
+		if q, ok := (*p.T).(*quantize.Tensor); ok && (quant == nil || p.Kind == model.KindLinear && !linear) {
 			quant = &quantize.Options{Scheme: q.Scheme, Bits: q.Bits, Granularity: quantize.Granularity{Kind: quantize.PerGroup, Size: BlockSize}}
+			linear = p.Kind == model.KindLinear
 		}
 	}
 	for name := range byName {

@@ -71,6 +71,11 @@ struct llama_model_params {
 struct llama_context_params {
 	uint64_t blob[64];
 };
+// 64 bytes in this build: nthread at 0, ftype at 4 (default 7, LLAMA_FTYPE_MOSTLY_Q8_0), read off
+// llama_model_quantize_default_params' code.
+struct llama_model_quantize_params {
+	uint64_t blob[64];
+};
 
 enum { LOG_LEVEL_ERROR = 4, LOG_LEVEL_CONT = 5 };
 typedef void (*ggml_log_callback)(int level, const char *text, void *user_data);
@@ -97,6 +102,8 @@ int32_t llama_decode(struct llama_context *ctx, struct llama_batch batch);
 float *llama_get_logits_ith(struct llama_context *ctx, int32_t i);
 llama_memory_t llama_get_memory(const struct llama_context *ctx);
 void llama_memory_clear(llama_memory_t mem, bool data);
+struct llama_model_quantize_params llama_model_quantize_default_params(void);
+uint32_t llama_model_quantize(const char *fname_inp, const char *fname_out, const struct llama_model_quantize_params *params);
 
 // ---- helpers ----
 
@@ -112,8 +119,29 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-	fputs("usage: llamaeval MODEL.gguf TEXTFILE [--max-length N] [--max-tokens M] [--threads T]\n", stderr);
+	fputs("usage: llamaeval MODEL.gguf TEXTFILE [--max-length N] [--max-tokens M] [--threads T]\n"
+	      "       llamaeval --quantize q8_0|q4_0 IN.gguf OUT.gguf\n", stderr);
 	exit(2);
+}
+
+// quantize writes IN as OUT with llama.cpp's own quantizer (llama-quantize's library call), so
+// that our GGUF reader can be checked on files llama.cpp made.
+static int quantize(const char *type, const char *in, const char *out) {
+	int32_t ftype;
+	if (!strcmp(type, "q8_0"))
+		ftype = 7; // LLAMA_FTYPE_MOSTLY_Q8_0
+	else if (!strcmp(type, "q4_0"))
+		ftype = 2; // LLAMA_FTYPE_MOSTLY_Q4_0
+	else
+		die("--quantize %s: want q8_0 or q4_0", type);
+	struct llama_model_quantize_params p = llama_model_quantize_default_params();
+	int32_t *fields = (int32_t *)p.blob;
+	if (fields[1] != 7)
+		die("llama_model_quantize_params: ftype default %d at offset 4, expected 7: a different layout", fields[1]);
+	fields[1] = ftype;
+	if (llama_model_quantize(in, out, &p) != 0)
+		die("llama_model_quantize %s -> %s failed", in, out);
+	return 0;
 }
 
 // Errors only: llama.cpp logs every load step at INFO, which would bury our one line of JSON.
@@ -208,6 +236,15 @@ static double nll(const float *logits, int n_vocab, llama_token target) {
 }
 
 int main(int argc, char **argv) {
+	if (argc > 1 && !strcmp(argv[1], "--quantize")) {
+		if (argc != 5)
+			usage();
+		log_all = getenv("LLAMAEVAL_LOG") && strcmp(getenv("LLAMAEVAL_LOG"), "0");
+		llama_log_set(log_errors, NULL);
+		ggml_backend_load_all_from_path(lib_dir());
+		llama_backend_init();
+		return quantize(argv[2], argv[3], argv[4]);
+	}
 	const char *model_path = NULL, *text_path = NULL;
 	long max_length = 0, max_tokens = 0, threads = 0;
 	for (int i = 1; i < argc; i++) {
