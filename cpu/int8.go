@@ -15,6 +15,7 @@ const (
 	w8Go = iota
 	w8AVX2
 	w8VNNI
+	w8Paths // how many
 )
 
 var (

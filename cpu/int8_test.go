@@ -13,14 +13,15 @@ import (
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
-// allDots runs the production W8A8 tiling (pack + tileDots) on the current path and returns
+// allDots runs the production W8A8 tiling (the panels w8prep packed, tileDots) on the current path and returns
 // dots[(t*OC + row)*gpr + group], the exact int32 Σ qa·qw of every token, row and group.
 func allDots(q *qweight, a *w8acts, T int) []int32 {
 	q.w8prep()
 	w := newW8Tiler(q, w8Path(q))
 	res := make([]int32, T*q.oc*q.gpr)
+	size, panels := q.c*w8Panel, q.w8Panels(w8Path(q))
 	for p := 0; p < q.w8npanels; p++ {
-		w.pack(p)
+		w.bp = panels[p*size : (p+1)*size]
 		for t0 := 0; t0 < T; t0 += w.mrMax {
 			mr := min(w.mrMax, T-t0)
 			w.tileDots(a, p, t0, mr)
