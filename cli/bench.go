@@ -26,7 +26,7 @@ func benchCommand() *ucli.Command {
 		Usage: "prefill and decode throughput of one model and scheme",
 		Flags: flags,
 		Action: func(c *ucli.Context) error {
-			l, err := loadModel(c)
+			l, err := loadModel(c, false)
 			if err != nil {
 				return err
 			}

@@ -51,7 +51,7 @@ func evalAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	l, err := loadModel(c)
+	l, err := loadModel(c, c.String("compare-to") != "")
 	if err != nil {
 		return err
 	}

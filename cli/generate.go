@@ -51,7 +51,7 @@ func generateCommand() *ucli.Command {
 		Usage: "continue a prompt (greedy, or seeded top-k / top-p sampling), one KV-cached step per token",
 		Flags: flags,
 		Action: func(c *ucli.Context) error {
-			l, err := loadModel(c)
+			l, err := loadModel(c, false)
 			if err != nil {
 				return err
 			}

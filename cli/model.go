@@ -90,8 +90,10 @@ func schemeFlag(c *ucli.Context) (string, error) {
 	return s, nil
 }
 
-// loadModel opens --model on --device, stored as the scheme flags say.
-func loadModel(c *ucli.Context) (*loaded, error) {
+// loadModel opens --model on --device, stored as the scheme flags say. On the CPU a float
+// checkpoint is quantized while it loads (the float model is never in memory whole) unless
+// keepSource asks for the original too.
+func loadModel(c *ucli.Context, keepSource bool) (*loaded, error) {
 	scheme, err := schemeFlag(c)
 	if err != nil {
 		return nil, err
@@ -106,7 +108,14 @@ func loadModel(c *ucli.Context) (*loaded, error) {
 		return nil, err
 	}
 	end := model.Trace(ops, "load")
-	src, fileQuant, err := openSource(c)
+	stream := spec.Quant != nil && c.String("device") == "cpu" && !keepSource && !gguf.IsGGUF(c.String("model"))
+	var src *model.Weights
+	var fileQuant *quantize.Options
+	if stream {
+		src, fileQuant, err = quantize.OpenQuantizing(c.String("model"), *spec.Quant)
+	} else {
+		src, fileQuant, err = openSource(c)
+	}
 	end()
 	if err == nil && fileQuant != nil && !spec.Float() {
 		src.Close()
@@ -119,6 +128,9 @@ func loadModel(c *ucli.Context) (*loaded, error) {
 	l := &loaded{Dir: c.String("model"), Source: src, Saved: fileQuant != nil, Spec: spec, Ops: ops}
 	if fileQuant != nil {
 		l.Spec = quantize.Spec{Quant: fileQuant}
+	}
+	if stream && fileQuant == nil {
+		spec = quantize.Spec{} // quantized as it loaded
 	}
 	end = model.Trace(ops, "upload")
 	l.W, err = ops.Upload(src, spec)

@@ -24,7 +24,12 @@ func IsBuffer(name string) bool {
 // zero-copy views into the map, Conv1D weights are transposed to (OC, C) and their source pages
 // released as they go, so loading needs little more memory than the model itself. Call Close on
 // the result to unmap.
-func Load(dir string) (*Weights, error) {
+func Load(dir string) (*Weights, error) { return LoadEach(dir, nil) }
+
+// LoadEach is Load with each parameter passed through each (when not nil) as soon as it is
+// read, the result taking its place: a quantizer there keeps one float32 tensor in memory at a
+// time, not the whole float model, since each tensor's pages are released once each has run.
+func LoadEach(dir string, each func(p Param, t *F32) (Tensor, error)) (*Weights, error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
@@ -37,7 +42,7 @@ func Load(dir string) (*Weights, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := fromSafetensors(cfg, st, m)
+	w, err := fromSafetensors(cfg, st, m, each)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("model: %s: %w", path, err)
@@ -63,7 +68,7 @@ func Views(st safetensors.SafeTensors) (map[string]safetensors.TensorView, error
 	return views, nil
 }
 
-func fromSafetensors(cfg Config, st safetensors.SafeTensors, m *mapping) (*Weights, error) {
+func fromSafetensors(cfg Config, st safetensors.SafeTensors, m *mapping, each func(Param, *F32) (Tensor, error)) (*Weights, error) {
 	views, err := Views(st)
 	if err != nil {
 		return nil, err
@@ -89,6 +94,12 @@ func fromSafetensors(cfg Config, st safetensors.SafeTensors, m *mapping) (*Weigh
 			return nil, err
 		}
 		*p.T = t
+		if each != nil {
+			if *p.T, err = each(p, t); err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", p.Name, err)
+			}
+			m.release(v.Data()) // a zero-copy view's pages, now that each has read them
+		}
 	}
 	for name := range views {
 		return nil, fmt.Errorf("unexpected tensor %q: not a GPT-2 parameter for n_layer=%d", name, cfg.NLayer)

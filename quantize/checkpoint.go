@@ -163,6 +163,17 @@ func readMetadata(path string) (map[string]string, error) {
 	return h.Meta, nil
 }
 
+// OpenQuantizing is Open for a folder that is to be quantized with opt: a plain checkpoint is
+// quantized while it loads (LoadQuantized: never the whole float model in memory); a quantized
+// one is returned as Open returns it, its own options describing it.
+func OpenQuantizing(dir string, opt Options) (*model.Weights, *Options, error) {
+	if meta, err := readMetadata(filepath.Join(dir, "model.safetensors")); err == nil && meta["format"] == FormatName {
+		return Open(dir)
+	}
+	w, err := LoadQuantized(dir, opt)
+	return w, nil, err
+}
+
 // Open loads a checkpoint folder. A plain Hugging Face folder is loaded with model.Load and
 // comes back with nil Options. A gpuquant folder comes back quantized, with the Options it was
 // saved with; every tensor is checked (shape, dtype, codes against scales, finite scales) and an

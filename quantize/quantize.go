@@ -254,6 +254,27 @@ func (q quantizer) encode(codes []byte, v []float32, first int, s, z float32) {
 	}
 }
 
+// LoadQuantized reads the float checkpoint folder dir (model.LoadEach) quantizing each parameter
+// in opt's scope as soon as it is read, so that the float32 model is never in memory whole:
+// peak memory is the quantized model plus about one float tensor. The codes equal
+// QuantizeWeights' on the loaded model.
+func LoadQuantized(dir string, opt Options) (*model.Weights, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	opt = opt.withDefaults()
+	return model.LoadEach(dir, func(p model.Param, t *model.F32) (model.Tensor, error) {
+		if !InScope(opt.Scope, p.Kind, t.Dims) {
+			return t, nil
+		}
+		q, err := quantize(p.Name, t.Data, t.Dims, opt)
+		if err != nil {
+			return nil, fmt.Errorf("quantize: %w", err)
+		}
+		return q, nil
+	})
+}
+
 // ErrAlreadyQuantized is returned (wrapped, with the tensor's name) by QuantizeWeights for a
 // checkpoint that already holds quantized tensors.
 var ErrAlreadyQuantized = errors.New("already quantized")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -293,5 +294,50 @@ func TestInt4Packing(t *testing.T) {
 	// q+8: 1, 15, 9, 7, 8 → bytes 0xF1, 0x79, 0x08.
 	if want := []byte{0xf1, 0x79, 0x08}; string(q.Codes) != string(want) {
 		t.Errorf("codes % x, want % x", q.Codes, want)
+	}
+}
+
+// LoadQuantized gives the codes QuantizeWeights gives on the loaded model.
+func TestLoadQuantizedMatchesQuantizeWeights(t *testing.T) {
+	dir := t.TempDir()
+	cfg := model.Config{NLayer: 2, NHead: 2, NEmbd: 64, NPositions: 32, VocabSize: 200, LayerNormE: 1e-5, TieEmbeddings: true}
+	if err := model.Synth(dir, model.SynthOptions{Config: cfg, DType: "F32", Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, opt := range []Options{
+		{Scheme: Absmax, Bits: 8, Granularity: Granularity{Kind: PerChannel}},
+		{Scheme: ZeroPoint, Bits: 4, Granularity: Granularity{Kind: PerGroup, Size: 32}, Scope: ScopeAll},
+	} {
+		want, err := QuantizeWeights(w, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := LoadQuantized(dir, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wp := want.Params()
+		for i, p := range got.Params() {
+			switch g := (*p.T).(type) {
+			case *Tensor:
+				r, ok := (*wp[i].T).(*Tensor)
+				if !ok || !slices.Equal(g.Codes, r.Codes) || !slices.Equal(g.Scales, r.Scales) || !slices.Equal(g.Zeros, r.Zeros) {
+					t.Fatalf("%s %s: codes differ from QuantizeWeights'", opt, p.Name)
+				}
+			case *model.F32:
+				if r, ok := (*wp[i].T).(*model.F32); !ok || !slices.Equal(g.Data, r.Data) {
+					t.Fatalf("%s %s: float tensor differs", opt, p.Name)
+				}
+			}
+		}
+		got.Close()
+	}
+	if _, err := LoadQuantized(dir, Options{Scheme: Absmax, Bits: 3}); err == nil {
+		t.Error("bad options accepted")
 	}
 }
