@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 // ---- declarations (from llama.h / ggml.h of the matching release) ----
@@ -120,7 +121,8 @@ static void die(const char *fmt, ...) {
 
 static void usage(void) {
 	fputs("usage: llamaeval MODEL.gguf TEXTFILE [--max-length N] [--max-tokens M] [--threads T]\n"
-	      "       llamaeval --quantize q8_0|q4_0 IN.gguf OUT.gguf\n", stderr);
+	      "       llamaeval --quantize q8_0|q4_0 IN.gguf OUT.gguf\n"
+	      "       llamaeval --bench MODEL.gguf PROMPT_TOKENS NEW_TOKENS REPEAT THREADS\n", stderr);
 	exit(2);
 }
 
@@ -235,7 +237,94 @@ static double nll(const float *logits, int n_vocab, llama_token target) {
 	return mx + log(sum) - (double)logits[target];
 }
 
+static double now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// bench times what `gpuquant bench` times, with llama.cpp: a prompt of P seeded pseudo-random
+// token ids decoded as one batch (prefill), then N greedy KV-cached steps of one token (decode),
+// REPEAT timed runs after one warm-up, each from an empty cache; medians of the tokens/s.
+static int bench(const char *path, long P, long N, long repeat, long threads) {
+	struct llama_model *model = llama_model_load_from_file(path, llama_model_default_params());
+	if (!model)
+		die("cannot load model %s", path);
+	int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+	if (P + N > llama_model_n_ctx_train(model))
+		die("%ld + %ld tokens exceed the model's context (%d)", P, N, llama_model_n_ctx_train(model));
+	struct llama_context_params cp = llama_context_default_params();
+	set_ctx_params(&cp, (uint32_t)(P + N));
+	struct llama_context *ctx = llama_init_from_model(model, cp);
+	if (!ctx)
+		die("cannot create a context of %ld tokens", P + N);
+	llama_set_n_threads(ctx, (int32_t)threads, (int32_t)threads);
+	struct llama_batch batch = llama_batch_init((int32_t)P, 0, 1);
+	double *pre = calloc((size_t)repeat, sizeof *pre), *dec = calloc((size_t)repeat, sizeof *dec);
+	uint64_t seed = 1;
+	for (long r = -1; r < repeat; r++) {
+		llama_memory_clear(llama_get_memory(ctx), true);
+		batch.n_tokens = (int32_t)P;
+		for (int i = 0; i < P; i++) {
+			seed = seed * 6364136223846793005u + 1442695040888963407u;
+			batch.token[i] = (llama_token)((seed >> 33) % (uint64_t)n_vocab);
+			batch.pos[i] = i;
+			batch.n_seq_id[i] = 1;
+			batch.seq_id[i][0] = 0;
+			batch.logits[i] = i == P - 1;
+		}
+		double t0 = now();
+		if (llama_decode(ctx, batch) != 0)
+			die("llama_decode failed on the prompt");
+		double t1 = now();
+		const float *lg = llama_get_logits_ith(ctx, (int32_t)P - 1);
+		for (long k = 0; k < N; k++) {
+			int best = 0;
+			for (int i = 1; i < n_vocab; i++)
+				if (lg[i] > lg[best])
+					best = i;
+			batch.n_tokens = 1;
+			batch.token[0] = best;
+			batch.pos[0] = (llama_pos)(P + k);
+			batch.logits[0] = 1;
+			if (llama_decode(ctx, batch) != 0)
+				die("llama_decode failed at step %ld", k);
+			lg = llama_get_logits_ith(ctx, 0);
+		}
+		double t2 = now();
+		if (r >= 0) {
+			pre[r] = (double)P / (t1 - t0);
+			dec[r] = N ? (double)N / (t2 - t1) : 0;
+		}
+	}
+	printf("{\"engine\": \"llama.cpp\", \"prompt_tokens\": %ld, \"new_tokens\": %ld, \"repeat\": %ld, \"threads\": %ld, "
+	       "\"prefill_tokens_per_s\": %.6g, \"decode_tokens_per_s\": %.6g}\n",
+	       P, N, repeat, threads, median(pre, (int)repeat), median(dec, (int)repeat));
+	llama_batch_free(batch);
+	llama_free(ctx);
+	llama_model_free(model);
+	free(pre);
+	free(dec);
+	return 0;
+}
+
 int main(int argc, char **argv) {
+	if (argc == 7 && !strcmp(argv[1], "--bench")) {
+		llama_log_set(log_errors, NULL);
+		ggml_backend_load_all_from_path(lib_dir());
+		llama_backend_init();
+		return bench(argv[2], parse_pos("prompt tokens", argv[3]), atol(argv[4]), parse_pos("repeat", argv[5]), parse_pos("threads", argv[6]));
+	}
 	if (argc > 1 && !strcmp(argv[1], "--quantize")) {
 		if (argc != 5)
 			usage();
