@@ -66,6 +66,20 @@ func TestExportGGUF(t *testing.T) {
 		if rep["Direct"] != float64(4*nLayer(t, tiny(t))+2) || rep["Requantized"] != nil || !strings.Contains(errOut, c.typ) {
 			t.Errorf("%s export report %v (%s)", c.typ, rep, errOut)
 		}
+		// inspect lists the file's tensors as stored: every matrix in the export type.
+		listing, _, err := gpuquant(t, "", "inspect", "--model", out, "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var quantized int
+		for _, x := range jsonOut(t, listing)["tensors"].([]any) {
+			if x.(map[string]any)["dtype"] == c.typ {
+				quantized++
+			}
+		}
+		if quantized != 4*nLayer(t, tiny(t))+2 {
+			t.Errorf("inspect lists %d %s tensors in %s", quantized, c.typ, listing)
+		}
 		ours, theirs := evalPPL(t, qdir, text), evalPPL(t, out, text)
 		if !near(theirs, ours, 1e-4) || !(theirs != want) {
 			t.Errorf("%s GGUF perplexity %v, our %s checkpoint %v (fp32 %v)", c.typ, theirs, c.bits, ours, want)

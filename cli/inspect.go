@@ -8,6 +8,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/gpuquant/gpuquant/gguf"
 	"github.com/gpuquant/gpuquant/model"
 	"github.com/gpuquant/gpuquant/quantize"
 )
@@ -30,24 +31,13 @@ func inspectCommand() *ucli.Command {
 			if scheme != "fp32" {
 				return inspectQuant(c)
 			}
-			path := filepath.Join(c.String("model"), "model.safetensors")
-			st, m, err := model.OpenSafetensors(path)
+			path, rows, err := fileTensors(c.String("model"))
 			if err != nil {
 				return err
 			}
-			defer m.Close()
-			type row struct {
-				Name  string   `json:"name"`
-				DType string   `json:"dtype"`
-				Shape []uint64 `json:"shape"`
-				Bytes int      `json:"bytes"`
-			}
-			var rows []row
 			total := 0
-			for _, t := range st.Tensors() {
-				v := t.TensorView
-				rows = append(rows, row{t.Name, v.DType().String(), v.Shape(), len(v.Data())})
-				total += len(v.Data())
+			for _, r := range rows {
+				total += r.Bytes
 			}
 			sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 			if c.Bool("json") {
@@ -62,6 +52,50 @@ func inspectCommand() *ucli.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+// tensorRow is one tensor of a checkpoint file as stored.
+type tensorRow struct {
+	Name  string   `json:"name"`
+	DType string   `json:"dtype"`
+	Shape []uint64 `json:"shape"`
+	Bytes int      `json:"bytes"`
+}
+
+// fileTensors lists the tensors of --model's file: model.safetensors in a folder, or a GGUF
+// (its shapes innermost first, as GGUF stores them).
+func fileTensors(modelPath string) (string, []tensorRow, error) {
+	var rows []tensorRow
+	if gguf.IsGGUF(modelPath) {
+		data, closer, err := model.MapFile(modelPath, "GGUF")
+		if err != nil {
+			return "", nil, err
+		}
+		defer closer.Close()
+		f, err := gguf.Parse(data)
+		if err != nil {
+			return "", nil, fmt.Errorf("%s: %w", modelPath, err)
+		}
+		for _, t := range f.Tensors {
+			shape := make([]uint64, len(t.Dims))
+			for i, d := range t.Dims {
+				shape[i] = uint64(d)
+			}
+			rows = append(rows, tensorRow{t.Name, t.Type.String(), shape, len(t.Data)})
+		}
+		return modelPath, rows, nil
+	}
+	path := filepath.Join(modelPath, "model.safetensors")
+	st, m, err := model.OpenSafetensors(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer m.Close()
+	for _, t := range st.Tensors() {
+		v := t.TensorView
+		rows = append(rows, tensorRow{t.Name, v.DType().String(), v.Shape(), len(v.Data())})
+	}
+	return path, rows, nil
 }
 
 // inspectQuant quantizes the model in memory and reports the error of every quantized tensor.
