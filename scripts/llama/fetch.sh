@@ -31,7 +31,7 @@ if ! have_all; then
 	tgz="$dest/node-llama-cpp-linux-x64-$version.tgz"
 	if [[ ! -f "$tgz" ]]; then
 		# Pack into a temporary folder first so an interrupted download leaves no bad tarball.
-		tmp=$(mktemp -d "$dest/pack.XXXXXX")
+		tmp=$(mktemp -d --tmpdir="$dest")
 		trap 'rm -rf "$tmp"' EXIT
 		(cd "$tmp" && npm pack --silent "$pkg@$version" >/dev/null)
 		mv "$tmp"/*.tgz "$tgz"
