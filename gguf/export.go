@@ -100,35 +100,44 @@ func exportTensor(p model.Param, format TensorType, rep *ExportReport) (Tensor, 
 	q, _ := (*p.T).(*quantize.Tensor)
 	direct := q != nil && t.Type != F32 && t.Type != F16 && q.Scheme == quantize.Absmax && q.GroupSize == BlockSize &&
 		((t.Type == Q8_0 && q.Bits == 8) || (t.Type == Q4_0 && q.Bits == 4))
-	var values []float32 // what we run: float32 weights, or our codes dequantized
-	switch x := (*p.T).(type) {
-	case *model.F32:
-		values = x.Data
-	case *quantize.Tensor:
-		values = x.Dequantize().Data
-	default:
-		return t, fmt.Errorf("cannot export a %T", x)
+	if _, ok := (*p.T).(*model.F32); !ok && q == nil {
+		return t, fmt.Errorf("cannot export a %T", *p.T)
 	}
-	switch {
-	case direct:
-		rep.Direct++
-		data, rel := codesToBlocks(q, t.Type)
-		rep.HalfScaleMaxRel = max(rep.HalfScaleMaxRel, rel)
-		t.Fill = writeBytes(data)
-	case t.Type == Q8_0 || t.Type == Q4_0:
-		data := quantizeBlocks(values, t.Type)
-		rep.Requantized = append(rep.Requantized, blockError(t.Name, t.Type, data, values))
-		t.Fill = writeBytes(data)
-	case t.Type == F16:
-		t.Fill = writeBytes(model.HalfBytes(values))
-	default:
-		t.Fill = writeBytes(model.F32Bytes(values))
+	// The bytes are made as Write reaches the tensor, so that only one converted tensor is in
+	// memory at a time; the report fills in as they are.
+	src := *p.T
+	t.Fill = func(w io.Writer) error {
+		data := tensorBytes(src, t.Name, t.Type, direct, rep)
+		_, err := w.Write(data)
+		return err
 	}
 	return t, nil
 }
 
-func writeBytes(b []byte) func(io.Writer) error {
-	return func(w io.Writer) error { _, err := w.Write(b); return err }
+// tensorBytes is the tensor src in type typ: our codes copied (direct), or re-quantized, or
+// float values as F16 or F32.
+func tensorBytes(src model.Tensor, name string, typ TensorType, direct bool, rep *ExportReport) []byte {
+	if direct {
+		data, rel := codesToBlocks(src.(*quantize.Tensor), typ)
+		rep.Direct++
+		rep.HalfScaleMaxRel = max(rep.HalfScaleMaxRel, rel)
+		return data
+	}
+	var v []float32 // what we run: float32 weights, or our codes dequantized
+	if f, ok := src.(*model.F32); ok {
+		v = f.Data
+	} else {
+		v = src.(*quantize.Tensor).Dequantize().Data
+	}
+	switch typ {
+	case Q8_0, Q4_0:
+		data := quantizeBlocks(v, typ)
+		rep.Requantized = append(rep.Requantized, blockError(name, typ, data, v))
+		return data
+	case F16:
+		return model.HalfBytes(v)
+	}
+	return model.F32Bytes(v)
 }
 
 // codesToBlocks copies absmax group:32 codes into Q8_0 or Q4_0 blocks with d = 1/scale rounded to

@@ -103,7 +103,8 @@ type KV struct {
 	Value any
 }
 
-// Array is a metadata array: Values is a slice of its element type ([]string, []int32, ...).
+// Array is a metadata array: Values is []string, []int32, []uint32 or []float32 for those element
+// types, []any of the scalars otherwise.
 type Array struct {
 	Elem   ValueType
 	Values any
@@ -118,9 +119,11 @@ type TensorInfo struct {
 }
 
 // Elements is the tensor's value count.
-func (t *TensorInfo) Elements() int64 {
+func (t *TensorInfo) Elements() int64 { return elements(t.Dims) }
+
+func elements(dims []int64) int64 {
 	n := int64(1)
-	for _, d := range t.Dims {
+	for _, d := range dims {
 		n *= d
 	}
 	return n
@@ -349,7 +352,8 @@ func (r *reader) array(key string) any {
 	return Array{elem, typedSlice(elem, vals)}
 }
 
-// typedSlice turns decoded scalars into a slice of their Go type.
+// typedSlice gives the element types a GPT-2 file's arrays use their Go slice type; others stay
+// []any.
 func typedSlice(elem ValueType, v []any) any {
 	switch elem {
 	case TypeInt32:
@@ -358,22 +362,8 @@ func typedSlice(elem ValueType, v []any) any {
 		return convertAll[uint32](v)
 	case TypeFloat32:
 		return convertAll[float32](v)
-	case TypeUint8:
-		return convertAll[uint8](v)
-	case TypeInt8:
-		return convertAll[int8](v)
-	case TypeUint16:
-		return convertAll[uint16](v)
-	case TypeInt16:
-		return convertAll[int16](v)
-	case TypeBool:
-		return convertAll[bool](v)
-	case TypeUint64:
-		return convertAll[uint64](v)
-	case TypeInt64:
-		return convertAll[int64](v)
 	}
-	return convertAll[float64](v)
+	return v
 }
 
 func convertAll[T any](v []any) []T {

@@ -3,6 +3,7 @@ package gguf
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -191,6 +192,10 @@ func TestTokenizerRebuilt(t *testing.T) {
 	if _, err := tokenizer.New(tokens, []string{"Ġ"}, nil, "test"); err == nil {
 		t.Error("a malformed merge was accepted")
 	}
+}
+
+func writeBytes(b []byte) func(io.Writer) error {
+	return func(w io.Writer) error { _, err := w.Write(b); return err }
 }
 
 // smallFile is a valid two-tensor GGUF image for the bad-input tests.

@@ -104,8 +104,12 @@ func (f *File) config() (model.Config, error) {
 		return model.Config{}, fmt.Errorf("general.architecture is %v: only llama.cpp's \"gpt2\" is supported", f.Get("general.architecture"))
 	}
 	var c model.Config
-	for key, dst := range map[string]*int{"gpt2.context_length": &c.NPositions, "gpt2.embedding_length": &c.NEmbd,
-		"gpt2.block_count": &c.NLayer, "gpt2.attention.head_count": &c.NHead} {
+	for _, f2 := range []struct {
+		key string
+		dst *int
+	}{{"gpt2.context_length", &c.NPositions}, {"gpt2.embedding_length", &c.NEmbd},
+		{"gpt2.block_count", &c.NLayer}, {"gpt2.attention.head_count", &c.NHead}} { // in order: errors name the first missing key
+		key, dst := f2.key, f2.dst
 		v, ok := f.Get(key).(uint32)
 		if !ok || v == 0 || v > 1<<20 {
 			return c, fmt.Errorf("%s is %v: want a uint32 between 1 and 2^20", key, f.Get(key))

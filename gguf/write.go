@@ -37,14 +37,12 @@ func Write(path string, kv []KV, tensors []Tensor) error {
 		for _, t := range tensors {
 			e.str(t.Name)
 			e.u32(uint32(len(t.Dims)))
-			n := int64(1)
 			for _, d := range t.Dims {
 				e.u64(uint64(d))
-				n *= d
 			}
 			e.u32(uint32(t.Type))
 			e.u64(off)
-			off = align(off + uint64(t.Type.DataBytes(n)))
+			off = align(off + uint64(t.Type.DataBytes(elements(t.Dims))))
 		}
 		e.pad()
 		for _, t := range tensors {
@@ -52,12 +50,8 @@ func Write(path string, kv []KV, tensors []Tensor) error {
 			if e.err == nil {
 				e.err = t.Fill(e)
 			}
-			n := int64(1)
-			for _, d := range t.Dims {
-				n *= d
-			}
-			if e.err == nil && e.n-before != uint64(t.Type.DataBytes(n)) {
-				return fmt.Errorf("gguf: tensor %q: wrote %d bytes, want %d", t.Name, e.n-before, t.Type.DataBytes(n))
+			if want := uint64(t.Type.DataBytes(elements(t.Dims))); e.err == nil && e.n-before != want {
+				return fmt.Errorf("gguf: tensor %q: wrote %d bytes, want %d", t.Name, e.n-before, want)
 			}
 			e.pad()
 		}
