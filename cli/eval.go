@@ -56,7 +56,7 @@ func evalAction(c *ucli.Context) error {
 		return err
 	}
 	defer l.Close()
-	tok, err := loadTokenizer(l.Dir)
+	tok, err := l.tokenizer()
 	if err != nil {
 		return err
 	}

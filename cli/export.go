@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -34,7 +33,7 @@ func exportAction(c *ucli.Context) error {
 		return fmt.Errorf("--format %q: only gguf is supported", f)
 	}
 	out := c.String("out")
-	if err := checkOutFile(out, c.String("model"), c.Bool("force")); err != nil {
+	if err := model.CheckFile(out, c.Bool("force"), []string{c.String("model")}); err != nil {
 		return err
 	}
 	scheme, err := schemeFlag(c)
@@ -45,7 +44,7 @@ func exportAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	src, fileQuant, err := openSource(c)
+	src, fileQuant, ggufTok, err := openSource(c)
 	if err != nil {
 		return err
 	}
@@ -66,7 +65,7 @@ func exportAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	tok, err := loadTokenizer(c.String("model"))
+	tok, err := tokenizerOf(c.String("model"), ggufTok)
 	if err != nil {
 		return err
 	}
@@ -110,30 +109,6 @@ func exportType(flag string, q *quantize.Options) (gguf.TensorType, error) {
 		return 0, fmt.Errorf("%s has no GGUF type with the same grid: choose --type q8_0 or q4_0 (re-quantized, error reported) or f32/f16", q)
 	}
 	return gguf.F32, nil
-}
-
-// checkOutFile refuses to replace an existing file without force, and any file of the source.
-func checkOutFile(out, src string, force bool) error {
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
-	srcAbs, err := filepath.Abs(src)
-	if err != nil {
-		return err
-	}
-	if abs == srcAbs || filepath.Dir(abs) == srcAbs {
-		return fmt.Errorf("--out %s is inside the source %s: write elsewhere", out, src)
-	}
-	if st, err := os.Stat(out); err == nil {
-		if st.IsDir() {
-			return fmt.Errorf("--out %s is a folder", out)
-		}
-		if !force {
-			return fmt.Errorf("--out %s exists: pass --force to replace it", out)
-		}
-	}
-	return nil
 }
 
 func fileSize(path string) int64 {

@@ -56,7 +56,7 @@ func generateCommand() *ucli.Command {
 				return err
 			}
 			defer l.Close()
-			tok, err := loadTokenizer(l.Dir)
+			tok, err := l.tokenizer()
 			if err != nil {
 				return err
 			}

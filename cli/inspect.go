@@ -100,7 +100,7 @@ func fileTensors(modelPath string) (string, []tensorRow, error) {
 
 // inspectQuant quantizes the model in memory and reports the error of every quantized tensor.
 func inspectQuant(c *ucli.Context) error {
-	src, fileQuant, err := openSource(c)
+	src, fileQuant, _, err := openSource(c)
 	if err != nil {
 		return err
 	}

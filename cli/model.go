@@ -61,20 +61,25 @@ type loaded struct {
 	W      *model.Weights // as uploaded to the backend
 	Spec   quantize.Spec  // how W is stored (a saved checkpoint's own quantization)
 	Ops    quantize.Backend
+	tok    *tokenizer.Tokenizer // a GGUF's own, read with its weights; nil for a folder
 }
+
+// tokenizer is the model's tokenizer: the GGUF's, or its folder's files.
+func (l *loaded) tokenizer() (*tokenizer.Tokenizer, error) { return tokenizerOf(l.Dir, l.tok) }
 
 func (l *loaded) Close() {
 	l.Ops.Close()
 	l.Source.Close()
 }
 
-// openSource reads --model: a checkpoint folder, plain or quantized, or a llama.cpp GGUF file.
-func openSource(c *ucli.Context) (*model.Weights, *quantize.Options, error) {
+// openSource reads --model: a checkpoint folder, plain or quantized, or a llama.cpp GGUF file,
+// whose tokenizer comes with it (tok, nil for a folder: tokenizerOf reads its files).
+func openSource(c *ucli.Context) (w *model.Weights, q *quantize.Options, tok *tokenizer.Tokenizer, err error) {
 	if p := c.String("model"); gguf.IsGGUF(p) {
-		w, q, _, err := gguf.Load(p)
-		return w, q, err
+		return gguf.Load(p)
 	}
-	return quantize.Open(c.String("model"))
+	w, q, err = quantize.Open(c.String("model"))
+	return w, q, nil, err
 }
 
 // schemeFlag is --scheme, refusing quantization flags that fp32 would silently ignore.
@@ -111,10 +116,11 @@ func loadModel(c *ucli.Context, keepSource bool) (*loaded, error) {
 	stream := spec.Quant != nil && c.String("device") == "cpu" && !keepSource && !gguf.IsGGUF(c.String("model"))
 	var src *model.Weights
 	var fileQuant *quantize.Options
+	var tok *tokenizer.Tokenizer
 	if stream {
 		src, fileQuant, err = quantize.OpenQuantizing(c.String("model"), *spec.Quant)
 	} else {
-		src, fileQuant, err = openSource(c)
+		src, fileQuant, tok, err = openSource(c)
 	}
 	end()
 	if err == nil && fileQuant != nil && !spec.Float() {
@@ -125,7 +131,7 @@ func loadModel(c *ucli.Context, keepSource bool) (*loaded, error) {
 		ops.Close()
 		return nil, err
 	}
-	l := &loaded{Dir: c.String("model"), Source: src, Saved: fileQuant != nil, Spec: spec, Ops: ops}
+	l := &loaded{Dir: c.String("model"), Source: src, Saved: fileQuant != nil, Spec: spec, Ops: ops, tok: tok}
 	if fileQuant != nil {
 		l.Spec = quantize.Spec{Quant: fileQuant}
 	}
@@ -143,18 +149,32 @@ func loadModel(c *ucli.Context, keepSource bool) (*loaded, error) {
 }
 
 // loadTokenizer reads the tokenizer of a checkpoint folder or GGUF file.
-func loadTokenizer(path string) (*tokenizer.Tokenizer, error) {
-	if gguf.IsGGUF(path) {
+func loadTokenizer(path string) (*tokenizer.Tokenizer, error) { return tokenizerOf(path, nil) }
+
+// tokenizerOf is tok when the model's file brought one, else the tokenizer at path.
+func tokenizerOf(path string, tok *tokenizer.Tokenizer) (*tokenizer.Tokenizer, error) {
+	switch {
+	case tok != nil:
+		return tok, nil
+	case gguf.IsGGUF(path):
 		return gguf.LoadTokenizer(path)
 	}
 	return tokenizer.Load(path)
 }
 
-// firstTokens applies --max-tokens (0: all).
+// maxTokens is --max-tokens (0: all).
+func maxTokens(c *ucli.Context) (int, error) {
+	if n := c.Int("max-tokens"); n < 0 {
+		return 0, fmt.Errorf("--max-tokens %d is negative (0 means all)", n)
+	}
+	return c.Int("max-tokens"), nil
+}
+
+// firstTokens applies --max-tokens.
 func firstTokens(c *ucli.Context, ids []int32) ([]int32, error) {
-	n := c.Int("max-tokens")
-	if n < 0 {
-		return nil, fmt.Errorf("--max-tokens %d is negative (0 means all)", n)
+	n, err := maxTokens(c)
+	if err != nil {
+		return nil, err
 	}
 	if n > 0 && n < len(ids) {
 		ids = ids[:n]

@@ -29,7 +29,7 @@ func quantizeCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			src, fileQuant, err := openSource(c)
+			src, fileQuant, _, err := openSource(c)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpuquant/gpuquant/compare"
 	"github.com/gpuquant/gpuquant/model"
+	"github.com/gpuquant/gpuquant/model/tokenizer"
 	"github.com/gpuquant/gpuquant/quantize"
 )
 
@@ -40,7 +41,7 @@ func runAction(c *ucli.Context) error {
 	}
 	defer ops.Close()
 	end := model.Trace(ops, "load")
-	src, fileQuant, err := openSource(c)
+	src, fileQuant, ggufTok, err := openSource(c)
 	end()
 	if err != nil {
 		return err
@@ -53,7 +54,7 @@ func runAction(c *ucli.Context) error {
 	if _, err := model.CheckFolder(out, c.Bool("force"), []string{c.String("model")}); err != nil {
 		return err // before the long work, not after it
 	}
-	opt, err := runOptions(c)
+	opt, err := runOptions(c, ggufTok)
 	if err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func runAction(c *ucli.Context) error {
 }
 
 // runOptions maps run's flags to the comparison's options.
-func runOptions(c *ucli.Context) (compare.Options, error) {
+func runOptions(c *ucli.Context, ggufTok *tokenizer.Tokenizer) (compare.Options, error) {
 	q, err := quantOptions(c, string(quantize.Absmax)) // the shared flags; Run sets each scheme
 	if err != nil {
 		return compare.Options{}, err
@@ -105,15 +106,16 @@ func runOptions(c *ucli.Context) (compare.Options, error) {
 	if err != nil {
 		return compare.Options{}, err
 	}
-	if n := c.Int("max-tokens"); n < 0 {
-		return compare.Options{}, fmt.Errorf("--max-tokens %d is negative (0 means all)", n)
+	n, err := maxTokens(c)
+	if err != nil {
+		return compare.Options{}, err
 	}
-	tok, err := loadTokenizer(c.String("model"))
+	tok, err := tokenizerOf(c.String("model"), ggufTok)
 	if err != nil {
 		return compare.Options{}, err
 	}
 	opt := compare.Options{Name: c.String("model"), Quant: *q, Tokenizer: tok, Prompt: c.String("prompt"),
-		MaxNewTokens: c.Int("max-new-tokens"), Sampling: sampleOptions(c), MaxTokens: c.Int("max-tokens"),
+		MaxNewTokens: c.Int("max-new-tokens"), Sampling: sampleOptions(c), MaxTokens: n,
 		Perplexity: popt, HistogramPrefix: c.String("tensor"), Log: stderr(c)}
 	if f := c.String("text"); f != "" {
 		if opt.Text, err = compare.ReadText(f); err != nil {

@@ -116,6 +116,27 @@ func CheckFolder(dir string, force bool, protected []string) (exists bool, err e
 	return true, nil
 }
 
+// CheckFile tells in advance whether an output file may be written at path (through
+// WriteAtomic): never over or inside a protected source, never over a folder, and over an
+// existing file only with force.
+func CheckFile(path string, force bool, protected []string) error {
+	for _, p := range protected {
+		if overlap(path, p) {
+			return fmt.Errorf("refusing to write %s: it overlaps the source %s; choose another output file", path, p)
+		}
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil
+	case fi.IsDir():
+		return fmt.Errorf("%s is a folder", path)
+	case !force:
+		return fmt.Errorf("%s already exists (use --force to replace it)", path)
+	}
+	return nil
+}
+
 // overlap reports whether a and b are the same folder or one contains the other, after resolving
 // symbolic links as far as the paths exist.
 func overlap(a, b string) bool {
