@@ -161,11 +161,11 @@ func fromFiles(vdata []byte, vpath string, mdata []byte, mpath string) (*Tokeniz
 		if (i == 0 && strings.HasPrefix(line, "#version")) || line == "" {
 			continue
 		}
-		a, b, ok := strings.Cut(line, " ")
-		if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+		pair, ok := splitMerge(line)
+		if !ok {
 			return nil, fmt.Errorf("tokenizer: %s line %d: malformed merge %q (want two symbols separated by one space)", mpath, i+1, line)
 		}
-		pairs = append(pairs, [2]string{a, b})
+		pairs = append(pairs, pair)
 		lines = append(lines, i+1)
 	}
 	var specials []special
@@ -213,11 +213,11 @@ func fromTokenizerJSON(data []byte, path string) (*Tokenizer, error) {
 			var s string
 			var p []string
 			if err := json.Unmarshal(r, &s); err == nil {
-				a, b, ok := strings.Cut(s, " ")
-				if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+				pair, ok := splitMerge(s)
+				if !ok {
 					return nil, fmt.Errorf("tokenizer: %s: model.merges[%d]: malformed merge %q", path, i, s)
 				}
-				pairs = append(pairs, [2]string{a, b})
+				pairs = append(pairs, pair)
 			} else if err := json.Unmarshal(r, &p); err == nil && len(p) == 2 && p[0] != "" && p[1] != "" {
 				pairs = append(pairs, [2]string{p[0], p[1]})
 			} else {
@@ -388,6 +388,12 @@ func unicodeToBytes(s string) (string, bool) {
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
+// splitMerge reads a merge rule "a b": two non-empty symbols separated by one space.
+func splitMerge(s string) ([2]string, bool) {
+	a, b, ok := strings.Cut(s, " ")
+	return [2]string{a, b}, ok && a != "" && b != "" && !strings.Contains(b, " ")
+}
+
 // Merges returns the merge rules in rank order as "a b" strings (merges.txt's lines).
 func (t *Tokenizer) Merges() []string {
 	type ranked struct {
@@ -436,11 +442,10 @@ func New(tokens []string, merges []string, specialIDs []int32, where string) (*T
 	}
 	pairs := make([][2]string, len(merges))
 	for i, m := range merges {
-		a, b, ok := strings.Cut(m, " ")
-		if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+		var ok bool
+		if pairs[i], ok = splitMerge(m); !ok {
 			return nil, fmt.Errorf("tokenizer: %s merge %d: malformed %q (want two symbols separated by one space)", where, i, m)
 		}
-		pairs[i] = [2]string{a, b}
 	}
 	return build(vocab, where, pairs, func(i int) string { return fmt.Sprintf("%s merge %d", where, i) }, specials)
 }
